@@ -1,0 +1,255 @@
+/**
+ * The composition root for `mizzen serve`: config source → store → debounce → push context → generators/cache →
+ * ADS streams, plus the monitoring port. Nothing here is reachable from the generators or the protocol layer.
+ */
+import * as grpc from '@grpc/grpc-js';
+import type { FastifyInstance } from 'fastify';
+import { allKinds } from '../config/kinds/all.ts';
+import { formatConfigError, type ConfigObject } from '../config/object.ts';
+import { FileSource } from '../config/sources/file-source.ts';
+import type { ConfigSink, ConfigSource } from '../config/sources/source.ts';
+import { ConfigStore, mergeChanges, type ConfigChange } from '../model/config-store.ts';
+import { DEFAULT_MESH, type MeshConfig } from '../model/mesh.ts';
+import { PushContext } from '../model/push-context.ts';
+import { buildRegistry } from '../model/service-registry.ts';
+import { decodeResource } from '../proto/encode.ts';
+import { PUSH_ORDER, shortTypeName } from '../proto/types.ts';
+import { startMonitoring } from '../monitoring/http.ts';
+import { createMetrics, type Metrics } from '../monitoring/metrics.ts';
+import { systemClock, type Clock } from '../shared/clock.ts';
+import type { Logger } from '../shared/log.ts';
+import { MeshResourceProvider, type ProxyState } from '../xds/mesh-provider.ts';
+import { AdsServer } from '../xds/protocol/server.ts';
+import type { PushRequest } from '../xds/protocol/provider.ts';
+import { Debouncer } from '../xds/push/debounce.ts';
+import { PushQueue } from '../xds/push/push-queue.ts';
+import { planPush } from './push-planner.ts';
+
+export const VERSION = '0.1.0';
+
+export interface ServeOptions {
+  configDir?: string;
+  /** A source to use instead of the config folder (tests). */
+  source?: ConfigSource;
+  host: string;
+  xdsPort: number;
+  monitoringPort: number;
+  log: Logger;
+  mesh?: Partial<MeshConfig>;
+  debounceAfterMs?: number;
+  debounceMaxMs?: number;
+  clock?: Clock;
+}
+
+interface PendingChange {
+  change: ConfigChange;
+}
+
+export class MizzenServer {
+  readonly store = new ConfigStore();
+  readonly metrics: Metrics;
+  readonly mesh: MeshConfig;
+  private readonly o: ServeOptions;
+  private readonly log: Logger;
+  private provider!: MeshResourceProvider;
+  private ads!: AdsServer<ProxyState>;
+  private readonly queue = new PushQueue();
+  private debouncer!: Debouncer<PendingChange>;
+  private grpcServer: grpc.Server | undefined;
+  private monitoring: FastifyInstance | undefined;
+  private source: ConfigSource | undefined;
+  private pushCounter = 0;
+  private currentVersion = '';
+  private isReady = false;
+  private lastPush: { version: string; reason: string; at: string; proxies: number } | undefined;
+  readonly rejected = new Map<string, string[]>();
+  xdsPort = 0;
+  monitoringPort = 0;
+
+  constructor(options: ServeOptions) {
+    this.o = options;
+    this.log = options.log;
+    this.mesh = { ...DEFAULT_MESH, ...(options.mesh ?? {}) };
+    this.metrics = createMetrics(VERSION);
+  }
+
+  private nextVersion(): string {
+    // istiod's format: RFC 3339 time + "/" + counter.
+    return `${new Date().toISOString()}/${++this.pushCounter}`;
+  }
+
+  async start(): Promise<void> {
+    const clock = this.o.clock ?? systemClock;
+    this.debouncer = new Debouncer<PendingChange>({
+      quietMs: this.o.debounceAfterMs ?? 100,
+      maxMs: this.o.debounceMaxMs ?? 10_000,
+      clock,
+      merge: (a, b) => ({ change: mergeChanges(a.change, b.change) }),
+      release: (p, firstAt) => this.release(p.change, firstAt),
+      onError: (err) => this.log.error({ err }, 'push failed'),
+    });
+
+    let synced!: () => void;
+    const initialSync = new Promise<void>((resolve) => (synced = resolve));
+    const sink = this.sink(() => synced());
+    this.source = this.o.source ?? new FileSource({ dir: this.o.configDir ?? '.', kinds: allKinds, log: this.log.child({ scope: 'config' }) });
+    await this.source.start(sink);
+    await initialSync;
+
+    // The first push context is built before any proxy can connect: no proxy ever gets an empty config.
+    this.currentVersion = this.nextVersion();
+    this.provider = new MeshResourceProvider(this.buildPushContext(), this.log.child({ scope: 'xds' }));
+    this.ads = new AdsServer<ProxyState>({
+      provider: this.provider,
+      log: this.log.child({ scope: 'ads' }),
+      controlPlaneId: `mizzen-${VERSION}`,
+      typeOrder: PUSH_ORDER,
+      currentVersion: () => this.currentVersion,
+      observer: this.observer(),
+    });
+    this.grpcServer = new grpc.Server({
+      'grpc.max_receive_message_length': 4 * 1024 * 1024,
+      'grpc.keepalive_time_ms': 30_000,
+      'grpc.keepalive_timeout_ms': 10_000,
+    });
+    this.ads.register(this.grpcServer);
+    this.xdsPort = await new Promise<number>((resolve, reject) =>
+      this.grpcServer!.bindAsync(`${this.o.host}:${this.o.xdsPort}`, grpc.ServerCredentials.createInsecure(), (err, port) => (err ? reject(err) : resolve(port))),
+    );
+    this.isReady = true;
+    this.monitoring = await startMonitoring({ host: this.o.host, port: this.o.monitoringPort, metrics: this.metrics, debug: this.debugSource() });
+    const addr = this.monitoring.server.address();
+    this.monitoringPort = typeof addr === 'object' && addr ? addr.port : this.o.monitoringPort;
+    this.log.info({ xds: this.xdsPort, monitoring: this.monitoringPort, objects: this.store.count() }, 'mizzen is serving');
+  }
+
+  private sink(onSynced: () => void): ConfigSink {
+    const changed = (kind: string, ns: string, name: string) => {
+      this.metrics.inboundUpdates.inc({ type: 'config' });
+      if (this.isReady) this.debouncer.add({ change: { keys: new Set([`${kind}/${ns}/${name}`]), kinds: new Set([kind]) } });
+    };
+    return {
+      upsert: (obj: ConfigObject) => {
+        const key = `${obj.kind}/${obj.metadata.namespace}/${obj.metadata.name}`;
+        this.rejected.delete(key);
+        if (this.store.upsert(obj)) changed(obj.kind, obj.metadata.namespace, obj.metadata.name);
+      },
+      delete: (kind, ns, name) => {
+        this.rejected.delete(`${kind}/${ns}/${name}`);
+        if (this.store.delete(kind, ns, name)) changed(kind, ns, name);
+      },
+      rejected: (e) => {
+        const lines = formatConfigError(e);
+        this.rejected.set(`${e.kind}/${e.namespace ?? ''}/${e.name ?? e.source?.file ?? ''}`, lines);
+        this.metrics.configRejected.inc({ kind: e.kind });
+        for (const line of lines) {
+          this.log.error({ kind: e.kind, namespace: e.namespace, name: e.name, file: e.source?.file, line: e.source?.line }, `config refused: ${line}`);
+        }
+      },
+      synced: onSynced,
+    };
+  }
+
+  private buildPushContext(): PushContext {
+    const t0 = performance.now();
+    const push = new PushContext(this.store.snapshot(), this.mesh);
+    this.metrics.pushContextInit.observe((performance.now() - t0) / 1000);
+    this.metrics.services.set(push.registry.services.length);
+    this.metrics.virtualServices.set(push.virtualServices.length);
+    return push;
+  }
+
+  /** A debounced batch of changes: build the new snapshot and push what it changed. */
+  private async release(change: ConfigChange, firstAt: number): Promise<void> {
+    this.metrics.debounceTime.observe((Date.now() - firstAt) / 1000);
+    const prev = this.provider.pushContext;
+    const snapshot = this.store.snapshot();
+    const registry = buildRegistry(snapshot, this.mesh);
+    const plan = planPush(prev, registry, change);
+    if ('none' in plan) {
+      // Registry-only objects changed without changing any service or endpoint (e.g. a Pod's annotations).
+      this.provider.update(prev.withRegistry(snapshot, registry), new Set());
+      return;
+    }
+    const version = this.nextVersion();
+    const t0 = performance.now();
+    const push = new PushContext(snapshot, this.mesh, registry);
+    this.metrics.pushContextInit.observe((performance.now() - t0) / 1000);
+    this.metrics.services.set(push.registry.services.length);
+    this.metrics.virtualServices.set(push.virtualServices.length);
+    this.currentVersion = version;
+    let req: PushRequest;
+    if (plan.full) {
+      this.provider.update(push);
+      req = { version, start: firstAt, full: true };
+      this.metrics.pushTriggers.inc({ type: 'config' });
+    } else {
+      this.provider.update(push, plan.edsClusters);
+      req = { version, start: firstAt, full: false, names: new Map([['type.googleapis.com/envoy.config.endpoint.v3.ClusterLoadAssignment', plan.edsClusters]]) };
+      this.metrics.pushTriggers.inc({ type: 'endpoint' });
+    }
+    this.lastPush = { version, reason: plan.reason, at: new Date().toISOString(), proxies: this.ads.connections.size };
+    this.log.info({ version, reason: plan.reason, full: plan.full, proxies: this.ads.connections.size }, 'push');
+    await this.queue.enqueue(this.ads.connections, req);
+  }
+
+  private observer() {
+    const m = this.metrics;
+    return {
+      connected: () => m.xdsClients.inc({ version: VERSION }),
+      disconnected: () => m.xdsClients.dec({ version: VERSION }),
+      sent: (typeUrl: string, _n: number, bytes: number) => {
+        m.xdsPushes.inc({ type: shortTypeName(typeUrl) });
+        m.configSize.observe({ type: shortTypeName(typeUrl) }, bytes);
+      },
+      nacked: (_id: string, typeUrl: string) => m.xdsRejects.inc({ type: shortTypeName(typeUrl) }),
+      expiredNonce: (typeUrl: string) => m.expiredNonce.inc({ type: shortTypeName(typeUrl) }),
+      pushed: (_id: string, ms: number) => m.convergence.observe(ms / 1000),
+      error: () => m.internalErrors.inc(),
+    };
+  }
+
+  private debugSource() {
+    return {
+      ready: () => this.isReady,
+      version: VERSION,
+      syncz: () => [...this.ads.connections].map((c) => c.status()),
+      connections: () => [...this.ads.connections].map((c) => ({ id: c.id, node: c.node?.id, mode: c.mode, peer: c.peer })),
+      configDump: (proxyId: string, types?: string[]) => {
+        const conn = [...this.ads.connections].find((c) => c.id.includes(proxyId));
+        if (!conn || !conn.proxy) return undefined;
+        const out: Record<string, unknown> = { proxy: conn.id, node: conn.node?.id };
+        for (const w of conn.watches.values()) {
+          const short = shortTypeName(w.typeUrl);
+          if (types && !types.includes(short)) continue;
+          const set = this.provider.resources(conn.proxy, { typeUrl: w.typeUrl, wildcard: w.wildcard, names: w.names, revision: w.revision });
+          out[short] = [...set.resources.values()].map((r) => decodeResource(w.typeUrl, r.bytes));
+        }
+        return out;
+      },
+      configz: () => ({ objects: this.store.count(), rejected: Object.fromEntries(this.rejected) }),
+      registryz: () => this.provider.pushContext.registry.services,
+      pushStatus: () => ({ version: this.currentVersion, lastPush: this.lastPush, cache: this.provider.cacheStats() }),
+    };
+  }
+
+  get ready(): boolean {
+    return this.isReady;
+  }
+
+  connectionCount(): number {
+    return this.ads?.connections.size ?? 0;
+  }
+
+  async stop(): Promise<void> {
+    this.debouncer?.stop();
+    await this.source?.stop();
+    this.ads?.closeAll();
+    await this.monitoring?.close();
+    if (this.grpcServer) {
+      const server = this.grpcServer;
+      await new Promise<void>((resolve) => server.tryShutdown(() => resolve()));
+      server.forceShutdown();
+    }
+  }
+}

@@ -1,0 +1,60 @@
+#!/usr/bin/env node
+/**
+ * The `mizzen` command. Flags and environment are read here and nowhere else; everything else takes options.
+ */
+import { Command, InvalidArgumentError } from 'commander';
+import { MizzenServer, VERSION } from '../app/server.ts';
+import { createLogger } from '../shared/log.ts';
+import { validatePaths } from './validate.ts';
+
+const port = (v: string): number => {
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 0 || n > 65535) throw new InvalidArgumentError('must be a port number (0-65535)');
+  return n;
+};
+
+const program = new Command();
+program.name('mizzen').description('An Istio-compatible service-mesh control plane').version(VERSION);
+
+program
+  .command('serve')
+  .description('serve xDS for the Istio config in a folder (watched: edits take effect live)')
+  .requiredOption('-c, --config <dir>', 'folder of Istio YAML (every *.yaml, multi-document)')
+  .option('--xds-port <port>', 'plaintext ADS port', port, 15010)
+  .option('--monitoring-port <port>', 'metrics, readiness and debug port', port, 15014)
+  .option('--host <address>', 'address to listen on', '0.0.0.0')
+  .option('--log-level <level>', 'trace, debug, info, warn, error', process.env.MIZZEN_LOG_LEVEL ?? 'info')
+  .action(async (opts: { config: string; xdsPort: number; monitoringPort: number; host: string; logLevel: string }) => {
+    const log = createLogger({ level: opts.logLevel });
+    const server = new MizzenServer({ configDir: opts.config, host: opts.host, xdsPort: opts.xdsPort, monitoringPort: opts.monitoringPort, log });
+    const shutdown = async (signal: string) => {
+      log.info({ signal }, 'shutting down');
+      await server.stop();
+      process.exit(0);
+    };
+    process.once('SIGINT', () => void shutdown('SIGINT'));
+    process.once('SIGTERM', () => void shutdown('SIGTERM'));
+    try {
+      await server.start();
+    } catch (err) {
+      log.fatal({ err }, 'mizzen could not start');
+      process.exit(1);
+    }
+  });
+
+program
+  .command('validate')
+  .description('validate Istio YAML files or folders; exits 1 when any object is refused')
+  .argument('<paths...>', 'files or folders')
+  .action(async (paths: string[]) => {
+    const report = await validatePaths(paths);
+    for (const line of report.lines) console.error(line);
+    const summary = `${report.accepted} accepted, ${report.refused} refused, ${report.ignored} not Istio or registry kinds (ignored)`;
+    if (report.refused > 0) {
+      console.error(summary);
+      process.exit(1);
+    }
+    console.log(summary);
+  });
+
+await program.parseAsync(process.argv);

@@ -1,0 +1,452 @@
+/**
+ * VirtualService (networking.istio.io): routing rules for HTTP, TLS-passthrough and TCP traffic to a set of hosts.
+ * Fields follow istio/api networking/v1alpha3/virtual_service.proto (the same schema is served as v1, v1beta1,
+ * v1alpha3). Semantic rules follow istio/istio pkg/config/validation (ValidateVirtualService, virtualservice.go).
+ */
+import { Type, type Static } from '@sinclair/typebox';
+import type { FieldError } from '../../shared/errors.ts';
+import {
+  checkDestination, checkDuration, checkExportTo, checkGatewayNames, checkLabels, checkPort, collector, headerNameError,
+  hostsOverlap, ipSubnetError, isDns1123Label, isIPAddress, keyPath, wildcardDomainError, type Report,
+} from './checks.ts';
+import { Duration, Enum, Int32, Obj, Opt, Percent, PortSelector, Regex, StringMap, StringMatch as stringMatch, UInt32 } from './common.ts';
+import { defineKind } from './kind.ts';
+
+export const StringMatchSchema = stringMatch();
+export type StringMatch = Static<typeof StringMatchSchema>;
+const StringMatchMap = Type.Record(Type.String(), StringMatchSchema);
+
+export const DestinationSchema = Obj({ host: Type.String(), subset: Opt(Type.String()), port: Opt(PortSelector()) });
+export type Destination = Static<typeof DestinationSchema>;
+
+export const HeaderOperationsSchema = Obj({ set: Opt(StringMap()), add: Opt(StringMap()), remove: Opt(Type.Array(Type.String())) });
+export type HeaderOperations = Static<typeof HeaderOperationsSchema>;
+export const HeadersSchema = Obj({ request: Opt(HeaderOperationsSchema), response: Opt(HeaderOperationsSchema) });
+export type Headers = Static<typeof HeadersSchema>;
+
+export const HTTPMatchRequestSchema = Obj({
+  name: Opt(Type.String()),
+  uri: Opt(StringMatchSchema),
+  scheme: Opt(StringMatchSchema),
+  method: Opt(StringMatchSchema),
+  authority: Opt(StringMatchSchema),
+  headers: Opt(StringMatchMap),
+  port: Opt(UInt32()),
+  sourceLabels: Opt(StringMap()),
+  gateways: Opt(Type.Array(Type.String())),
+  queryParams: Opt(StringMatchMap),
+  ignoreUriCase: Opt(Type.Boolean()),
+  withoutHeaders: Opt(StringMatchMap),
+  sourceNamespace: Opt(Type.String()),
+  statPrefix: Opt(Type.String()),
+});
+export type HTTPMatchRequest = Static<typeof HTTPMatchRequestSchema>;
+
+export const HTTPRouteDestinationSchema = Obj({ destination: DestinationSchema, weight: Opt(Int32()), headers: Opt(HeadersSchema) });
+export type HTTPRouteDestination = Static<typeof HTTPRouteDestinationSchema>;
+export const RouteDestinationSchema = Obj({ destination: DestinationSchema, weight: Opt(Int32()) });
+export type RouteDestination = Static<typeof RouteDestinationSchema>;
+
+export const HTTPRedirectSchema = Obj({
+  uri: Opt(Type.String()),
+  authority: Opt(Type.String()),
+  port: Opt(UInt32()),
+  derivePort: Opt(Enum(['FROM_PROTOCOL_DEFAULT', 'FROM_REQUEST_PORT'] as const)),
+  scheme: Opt(Type.String()),
+  redirectCode: Opt(UInt32()),
+});
+export type HTTPRedirect = Static<typeof HTTPRedirectSchema>;
+
+/** HTTPBody is a oneOf: `string` or base64 `bytes`. */
+export const HTTPDirectResponseSchema = Obj({
+  status: UInt32(),
+  body: Opt(Obj({ string: Opt(Type.String()), bytes: Opt(Type.String()) }, { maxProperties: 1 })),
+});
+export type HTTPDirectResponse = Static<typeof HTTPDirectResponseSchema>;
+
+export const DelegateSchema = Obj({ name: Opt(Type.String()), namespace: Opt(Type.String()) });
+export type Delegate = Static<typeof DelegateSchema>;
+
+export const RegexRewriteSchema = Obj({ match: Opt(Regex()), rewrite: Opt(Type.String()) });
+export type RegexRewrite = Static<typeof RegexRewriteSchema>;
+export const HTTPRewriteSchema = Obj({ uri: Opt(Type.String()), authority: Opt(Type.String()), uriRegexRewrite: Opt(RegexRewriteSchema) });
+export type HTTPRewrite = Static<typeof HTTPRewriteSchema>;
+
+export const HTTPRetrySchema = Obj({
+  attempts: Opt(Int32()),
+  perTryTimeout: Opt(Duration()),
+  retryOn: Opt(Type.String()),
+  retryRemoteLocalities: Opt(Type.Boolean()),
+  retryIgnorePreviousHosts: Opt(Type.Boolean()),
+  backoff: Opt(Duration()),
+});
+export type HTTPRetry = Static<typeof HTTPRetrySchema>;
+
+export const CorsPolicySchema = Obj({
+  allowOrigin: Opt(Type.Array(Type.String())), // deprecated, still served
+  allowOrigins: Opt(Type.Array(StringMatchSchema)),
+  allowMethods: Opt(Type.Array(Type.String())),
+  allowHeaders: Opt(Type.Array(Type.String())),
+  exposeHeaders: Opt(Type.Array(Type.String())),
+  maxAge: Opt(Duration()),
+  allowCredentials: Opt(Type.Boolean()),
+  unmatchedPreflights: Opt(Enum(['UNSPECIFIED', 'FORWARD', 'IGNORE'] as const)),
+});
+export type CorsPolicy = Static<typeof CorsPolicySchema>;
+
+/** Delay is a oneOf fixedDelay|exponentialDelay; Abort a oneOf httpStatus|grpcStatus|http2Error (CRD oneOf). */
+export const HTTPFaultDelaySchema = Obj({
+  fixedDelay: Opt(Duration()),
+  exponentialDelay: Opt(Duration()),
+  percentage: Opt(Percent()),
+  percent: Opt(Int32()), // deprecated integer percentage
+});
+export const HTTPFaultAbortSchema = Obj({
+  httpStatus: Opt(Int32()),
+  grpcStatus: Opt(Type.String()),
+  http2Error: Opt(Type.String()),
+  percentage: Opt(Percent()),
+});
+export type HTTPFaultDelay = Static<typeof HTTPFaultDelaySchema>;
+export type HTTPFaultAbort = Static<typeof HTTPFaultAbortSchema>;
+export const HTTPFaultInjectionSchema = Obj({ delay: Opt(HTTPFaultDelaySchema), abort: Opt(HTTPFaultAbortSchema) });
+export type HTTPFaultInjection = Static<typeof HTTPFaultInjectionSchema>;
+
+export const HTTPMirrorPolicySchema = Obj({ destination: DestinationSchema, percentage: Opt(Percent()) });
+export type HTTPMirrorPolicy = Static<typeof HTTPMirrorPolicySchema>;
+
+export const HTTPRouteSchema = Obj({
+  name: Opt(Type.String()),
+  match: Opt(Type.Array(HTTPMatchRequestSchema)),
+  route: Opt(Type.Array(HTTPRouteDestinationSchema)),
+  redirect: Opt(HTTPRedirectSchema),
+  directResponse: Opt(HTTPDirectResponseSchema),
+  delegate: Opt(DelegateSchema),
+  rewrite: Opt(HTTPRewriteSchema),
+  timeout: Opt(Duration()),
+  retries: Opt(HTTPRetrySchema),
+  fault: Opt(HTTPFaultInjectionSchema),
+  mirror: Opt(DestinationSchema),
+  mirrors: Opt(Type.Array(HTTPMirrorPolicySchema)),
+  mirrorPercent: Opt(UInt32()), // deprecated
+  mirror_percent: Opt(UInt32()), // deprecated proto name, still accepted by the CRD
+  mirrorPercentage: Opt(Percent()),
+  corsPolicy: Opt(CorsPolicySchema),
+  headers: Opt(HeadersSchema),
+});
+export type HTTPRoute = Static<typeof HTTPRouteSchema>;
+
+const L4Common = {
+  destinationSubnets: Opt(Type.Array(Type.String())),
+  port: Opt(UInt32()),
+  sourceLabels: Opt(StringMap()),
+  gateways: Opt(Type.Array(Type.String())),
+  sourceNamespace: Opt(Type.String()),
+};
+export const L4MatchAttributesSchema = Obj({ ...L4Common, sourceSubnet: Opt(Type.String()) });
+export type L4MatchAttributes = Static<typeof L4MatchAttributesSchema>;
+export const TLSMatchAttributesSchema = Obj({ sniHosts: Type.Array(Type.String()), ...L4Common });
+export type TLSMatchAttributes = Static<typeof TLSMatchAttributesSchema>;
+
+export const TCPRouteSchema = Obj({ match: Opt(Type.Array(L4MatchAttributesSchema)), route: Opt(Type.Array(RouteDestinationSchema)) });
+export type TCPRoute = Static<typeof TCPRouteSchema>;
+export const TLSRouteSchema = Obj({ match: Type.Array(TLSMatchAttributesSchema), route: Opt(Type.Array(RouteDestinationSchema)) });
+export type TLSRoute = Static<typeof TLSRouteSchema>;
+
+export const VirtualServiceSpecSchema = Obj({
+  hosts: Opt(Type.Array(Type.String())),
+  gateways: Opt(Type.Array(Type.String())),
+  http: Opt(Type.Array(HTTPRouteSchema)),
+  tls: Opt(Type.Array(TLSRouteSchema)),
+  tcp: Opt(Type.Array(TCPRouteSchema)),
+  exportTo: Opt(Type.Array(Type.String())),
+});
+export type VirtualServiceSpec = Static<typeof VirtualServiceSpecSchema>;
+
+// ---------------------------------------------------------------------------------------------------------------
+// Semantic checks
+
+/** The `x-envoy-retry-on` / `x-envoy-retry-grpc-on` policies Istio accepts (supportedRetryOnPolicies). */
+const RETRY_ON = new Set([
+  '5xx', 'gateway-error', 'reset', 'reset-before-request', 'connect-failure', 'retriable-4xx', 'refused-stream',
+  'retriable-status-codes', 'retriable-headers', 'envoy-ratelimited', 'http3-post-connect-failure',
+  'cancelled', 'deadline-exceeded', 'internal', 'resource-exhausted', 'unavailable',
+]);
+/** HTTP status codes with a Go `http.StatusText`; Istio accepts these as retryOn entries. */
+const HTTP_STATUS_CODES = new Set([
+  100, 101, 102, 103, 200, 201, 202, 203, 204, 205, 206, 207, 208, 226, 300, 301, 302, 303, 304, 305, 307, 308,
+  ...Array.from({ length: 19 }, (_, i) => 400 + i), 421, 422, 423, 424, 425, 426, 428, 429, 431, 451,
+  500, 501, 502, 503, 504, 505, 506, 507, 508, 510, 511,
+]);
+/** grpc.SupportedGRPCStatus: code names only (numbers are not accepted). */
+export const GRPC_STATUS_CODES = [
+  'OK', 'CANCELLED', 'UNKNOWN', 'INVALID_ARGUMENT', 'DEADLINE_EXCEEDED', 'NOT_FOUND', 'ALREADY_EXISTS', 'PERMISSION_DENIED',
+  'RESOURCE_EXHAUSTED', 'FAILED_PRECONDITION', 'ABORTED', 'OUT_OF_RANGE', 'UNIMPLEMENTED', 'INTERNAL', 'UNAVAILABLE',
+  'DATA_LOSS', 'UNAUTHENTICATED',
+] as const;
+const HTTP_METHODS = new Set(['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'CONNECT', 'OPTIONS', 'TRACE']);
+const JWT_CLAIM_PREFIX = '@request.auth.claims.';
+const MESH = 'mesh';
+
+/** validateHTTPRouteDestinations / validateRouteDestinations: weights >= 0; several destinations need a total > 0. */
+function checkDestinations(report: Report, path: string, routes: ReadonlyArray<RouteDestination & { headers?: Headers }>): void {
+  let total = 0;
+  routes.forEach((r, i) => {
+    checkDestination(report, `${path}[${i}].destination`, r.destination);
+    if (r.headers) checkHeaderOps(report, `${path}[${i}].headers`, r.headers);
+    if ((r.weight ?? 0) < 0) report(`${path}[${i}].weight`, `weight must be non-negative, got ${r.weight}`);
+    total += r.weight ?? 0;
+  });
+  if (routes.length > 1 && total === 0) report(path, 'total destination weight is 0; give at least one destination a weight');
+}
+
+function checkHeaderOps(report: Report, path: string, h: Headers): void {
+  for (const side of ['request', 'response'] as const) {
+    const ops = h[side];
+    if (!ops) continue;
+    const p = `${path}.${side}`;
+    for (const op of ['set', 'add'] as const) {
+      for (const [name, value] of Object.entries(ops[op] ?? {})) {
+        const lower = name.toLowerCase();
+        // The request :authority/host may be set (validateAuthorityRewrite); other pseudo-headers never.
+        if (name === '') report(`${p}.${op}`, 'header name cannot be empty');
+        else if (side === 'response' && lower === 'host') report(`${p}.${op}`, `cannot set the "${name}" header`);
+        else if (name.startsWith(':') && !(side === 'request' && lower === ':authority')) report(`${p}.${op}`, `invalid header "${name}": header cannot have ":" prefix`);
+        if (/[\x00-\x08\x0A-\x1F\x7F]/.test(value)) report(`${p}.${op}`, `header value for "${name}" has control characters`);
+      }
+    }
+    (ops.remove ?? []).forEach((name, i) => {
+      if (name === '' || name.startsWith(':') || name.toLowerCase() === 'host') report(`${p}.remove[${i}]`, `cannot remove header "${name}"`);
+    });
+  }
+}
+
+function checkStringMatch(report: Report, path: string, m: StringMatch | undefined, forDelegation: boolean): void {
+  if (m?.regex === undefined) return;
+  if (m.regex === '') report(`${path}.regex`, 'regex string match should not be empty');
+  else if (m.regex.length > 1024) report(`${path}.regex`, 'regex is too large, max length allowed is 1024');
+  if (forDelegation) report(`${path}.regex`, 'regex match is not supported in delegating or delegate routes');
+}
+
+function checkMatch(report: Report, path: string, m: HTTPMatchRequest, forDelegation: boolean, gatewayBound: boolean): void {
+  for (const f of ['uri', 'scheme', 'method', 'authority'] as const) checkStringMatch(report, `${path}.${f}`, m[f], forDelegation);
+  for (const f of ['headers', 'withoutHeaders', 'queryParams'] as const) {
+    for (const [name, sm] of Object.entries(m[f] ?? {})) {
+      const p = keyPath(`${path}.${f}`, name);
+      checkStringMatch(report, p, sm, forDelegation);
+      if (f === 'queryParams') continue;
+      if (name.startsWith(JWT_CLAIM_PREFIX)) {
+        if (!gatewayBound) report(p, 'JWT claim based routing is only supported for virtual services bound to a gateway');
+      } else {
+        const err = headerNameError(name);
+        if (err) report(p, err);
+      }
+    }
+  }
+  if (m.port) checkPort(report, `${path}.port`, m.port);
+  checkLabels(report, `${path}.sourceLabels`, m.sourceLabels);
+  checkGatewayNames(report, `${path}.gateways`, m.gateways);
+  if (m.sourceNamespace && !isDns1123Label(m.sourceNamespace)) report(`${path}.sourceNamespace`, `invalid namespace "${m.sourceNamespace}"`);
+}
+
+function checkPercentage(report: Report, path: string, value: number | undefined): void {
+  // validatePercentage: 0, or within [0.0001, 100] (Envoy's fractional percent resolution).
+  if (value !== undefined && value > 0 && value < 0.0001) report(path, `must be 0 or between 0.0001 and 100, got ${value}`);
+}
+
+function checkFault(report: Report, path: string, f: HTTPFaultInjection): void {
+  if (!f.abort && !f.delay) report(path, 'fault injection needs an abort and/or a delay');
+  if (f.abort) {
+    const a = f.abort;
+    const p = `${path}.abort`;
+    checkPercentage(report, `${p}.percentage.value`, a.percentage?.value);
+    const types = (['httpStatus', 'grpcStatus', 'http2Error'] as const).filter((k) => a[k] !== undefined);
+    if (types.length === 0) report(p, 'abort needs an error type: httpStatus, grpcStatus or http2Error');
+    if (types.length > 1) report(p, `only one of httpStatus, grpcStatus, http2Error may be set, got ${types.join(' and ')}`);
+    if (a.httpStatus !== undefined && (a.httpStatus < 200 || a.httpStatus > 600)) report(`${p}.httpStatus`, `HTTP status must be between 200 and 599, got ${a.httpStatus}`);
+    if (a.grpcStatus !== undefined && !(GRPC_STATUS_CODES as readonly string[]).includes(a.grpcStatus)) {
+      report(`${p}.grpcStatus`, `unsupported gRPC status "${a.grpcStatus}"; use a code name such as UNAVAILABLE or NOT_FOUND`);
+    }
+    if (a.http2Error !== undefined) report(`${p}.http2Error`, 'HTTP/2 abort fault injection is not supported');
+  }
+  if (f.delay) {
+    const d = f.delay;
+    const p = `${path}.delay`;
+    checkPercentage(report, `${p}.percentage.value`, d.percentage?.value);
+    if (d.percent !== undefined && (d.percent < 0 || d.percent > 100)) report(`${p}.percent`, `must be between 0 and 100, got ${d.percent}`);
+    if (d.fixedDelay !== undefined && d.exponentialDelay !== undefined) report(p, 'only one of fixedDelay, exponentialDelay may be set');
+    if (d.exponentialDelay !== undefined) report(`${p}.exponentialDelay`, 'exponentialDelay is not supported');
+    else if (d.fixedDelay === undefined) report(p, 'delay needs fixedDelay');
+    checkDuration(report, `${p}.fixedDelay`, d.fixedDelay);
+  }
+}
+
+function checkRetries(report: Report, path: string, r: HTTPRetry): void {
+  const attempts = r.attempts ?? 0;
+  if (attempts < 0) report(`${path}.attempts`, `attempts cannot be negative, got ${attempts}`);
+  if (attempts === 0 && (r.perTryTimeout !== undefined || r.retryOn !== undefined || r.retryRemoteLocalities !== undefined)) {
+    report(`${path}.attempts`, 'retry policy is configured but attempts is 0 (retries disabled)');
+  }
+  checkDuration(report, `${path}.perTryTimeout`, r.perTryTimeout);
+  checkDuration(report, `${path}.backoff`, r.backoff);
+  if (r.retryOn) {
+    for (const policy of r.retryOn.split(',')) {
+      const asCode = /^\d+$/.test(policy) ? Number(policy) : NaN;
+      if (!RETRY_ON.has(policy) && !HTTP_STATUS_CODES.has(asCode)) report(`${path}.retryOn`, `"${policy}" is not a valid retryOn policy`);
+    }
+  }
+}
+
+function checkHTTPRoute(report: Report, p: string, h: HTTPRoute, isDelegateVS: boolean, gatewayBound: boolean): void {
+  const kind = isDelegateVS ? 'delegate' : h.delegate ? 'root' : 'independent';
+  // validateHTTPRouteConflict: exactly one action — route, redirect, directResponse, or (root routes) delegate.
+  if (kind === 'root') {
+    for (const f of ['route', 'redirect', 'directResponse'] as const) if (h[f]) report(`${p}.${f}`, `a route with delegate must not specify ${f}`);
+    if (!h.delegate?.name) report(`${p}.delegate.name`, 'delegate name is required');
+  } else {
+    if (kind === 'delegate' && h.delegate) report(`${p}.delegate`, 'a delegate virtual service cannot delegate again');
+    const actions = (['route', 'redirect', 'directResponse'] as const).filter((f) => h[f] !== undefined && !(f === 'route' && h.route?.length === 0));
+    if (actions.length === 0) report(p, 'HTTP route needs one of route, redirect, directResponse or delegate');
+    if (actions.length > 1) report(p, `HTTP route cannot contain both ${actions.join(' and ')}`);
+    if ((h.redirect || h.directResponse) && h.fault) report(`${p}.fault`, 'fault cannot be combined with redirect or directResponse');
+    if ((h.redirect || h.directResponse) && h.rewrite) report(`${p}.rewrite`, 'rewrite cannot be combined with redirect or directResponse');
+  }
+  h.match?.forEach((m, i) => checkMatch(report, `${p}.match[${i}]`, m, kind !== 'independent', gatewayBound));
+  if (h.route) checkDestinations(report, `${p}.route`, h.route);
+  if (h.headers) checkHeaderOps(report, `${p}.headers`, h.headers);
+  if (h.rewrite?.authority !== undefined && Object.keys(h.headers?.request?.set ?? {}).some((k) => [':authority', 'host'].includes(k.toLowerCase()))) {
+    report(`${p}.rewrite.authority`, 'authority is rewritten twice (rewrite.authority and a request header)');
+  }
+  if (h.corsPolicy) {
+    const c = h.corsPolicy;
+    c.allowOrigins?.forEach((o, i) => {
+      if (!o.exact && !o.prefix && !o.regex) report(`${p}.corsPolicy.allowOrigins[${i}]`, 'allowOrigins entry needs a non-empty exact, prefix or regex');
+    });
+    c.allowMethods?.forEach((m, i) => {
+      if (!HTTP_METHODS.has(m)) report(`${p}.corsPolicy.allowMethods[${i}]`, `"${m}" is not a supported HTTP method`);
+    });
+    for (const f of ['allowHeaders', 'exposeHeaders'] as const) {
+      c[f]?.forEach((n, i) => {
+        const err = n === '*' ? undefined : headerNameError(n);
+        if (err) report(`${p}.corsPolicy.${f}[${i}]`, err);
+      });
+    }
+    checkDuration(report, `${p}.corsPolicy.maxAge`, c.maxAge);
+  }
+  if (h.fault) checkFault(report, `${p}.fault`, h.fault);
+  for (const f of ['mirrorPercent', 'mirror_percent'] as const) {
+    const v = h[f];
+    if (v !== undefined && v > 100) report(`${p}.${f}`, `must be between 0 and 100, got ${v}`);
+  }
+  checkDestination(report, `${p}.mirror`, h.mirror);
+  h.mirrors?.forEach((m, i) => checkDestination(report, `${p}.mirrors[${i}].destination`, m.destination));
+  if (h.redirect) {
+    const r = h.redirect;
+    if (!r.uri && !r.authority && r.port === undefined && !r.derivePort && !r.scheme) report(`${p}.redirect`, 'redirect must specify uri, authority, scheme, port or derivePort');
+    if (r.port !== undefined && r.derivePort !== undefined) report(`${p}.redirect`, 'only one of port, derivePort may be set');
+    if (r.redirectCode !== undefined && r.redirectCode !== 0 && (r.redirectCode < 300 || r.redirectCode > 399)) report(`${p}.redirect.redirectCode`, `redirect code must be 3xx, got ${r.redirectCode}`);
+    if (r.scheme && r.scheme !== 'http' && r.scheme !== 'https') report(`${p}.redirect.scheme`, `scheme must be "http" or "https", got "${r.scheme}"`);
+    if (r.port) checkPort(report, `${p}.redirect.port`, r.port);
+  }
+  if (h.directResponse) {
+    const d = h.directResponse;
+    if (d.status < 200 || d.status > 600) report(`${p}.directResponse.status`, `HTTP status must be between 200 and 599, got ${d.status}`);
+    const size = d.body?.string?.length ?? Math.floor(((d.body?.bytes?.length ?? 0) * 3) / 4);
+    if (size > 1024 * 1024) report(`${p}.directResponse.body`, 'direct response body must be less than 1MB');
+  }
+  if (h.retries) checkRetries(report, `${p}.retries`, h.retries);
+  if (h.rewrite) {
+    const w = h.rewrite;
+    if (w.uri !== undefined && w.uriRegexRewrite) report(`${p}.rewrite`, 'only one of uri, uriRegexRewrite may be set');
+    if (!w.uri && !w.uriRegexRewrite && !w.authority) report(`${p}.rewrite`, 'rewrite must specify uri, uriRegexRewrite or authority');
+    if (w.uriRegexRewrite && (!w.uriRegexRewrite.match || !w.uriRegexRewrite.rewrite)) report(`${p}.rewrite.uriRegexRewrite`, 'uriRegexRewrite needs both match and rewrite');
+  }
+  checkDuration(report, `${p}.timeout`, h.timeout);
+}
+
+/** host.Name.SubsetOf: every name `a` matches is also matched by `b`. */
+function hostSubsetOf(a: string, b: string): boolean {
+  if (b === '*' || a === b) return true;
+  if (!b.startsWith('*')) return false;
+  return a.endsWith(b.slice(1)) && (!a.startsWith('*') || a.length >= b.length);
+}
+
+function checkL4Match(report: Report, p: string, m: L4MatchAttributes | TLSMatchAttributes): void {
+  m.destinationSubnets?.forEach((s, i) => {
+    const err = ipSubnetError(s);
+    if (err) report(`${p}.destinationSubnets[${i}]`, err);
+  });
+  if (m.port) checkPort(report, `${p}.port`, m.port);
+  checkLabels(report, `${p}.sourceLabels`, m.sourceLabels);
+  checkGatewayNames(report, `${p}.gateways`, m.gateways);
+}
+
+function check(spec: VirtualServiceSpec, meta: { name: string; namespace: string }): FieldError[] {
+  const { errors, report } = collector();
+  const hosts = spec.hosts ?? [];
+  const isDelegateVS = hosts.length === 0; // a VS without hosts can only be used as a delegate
+  if (isDelegateVS) {
+    if (spec.gateways?.length) report('spec.gateways', 'a delegate virtual service (no hosts) must not name gateways');
+    if (spec.tls?.length) report('spec.tls', 'a delegate virtual service (no hosts) cannot have tls routes');
+    if (spec.tcp?.length) report('spec.tcp', 'a delegate virtual service (no hosts) cannot have tcp routes');
+  }
+  checkGatewayNames(report, 'spec.gateways', spec.gateways);
+  // Bound to gateways only when gateways are listed and `mesh` is not among them.
+  const gatewayBound = !!spec.gateways?.length && !spec.gateways.includes(MESH);
+  let hostsValid = true;
+  hosts.forEach((h, i) => {
+    const err = wildcardDomainError(h);
+    if (err && !isIPAddress(h)) {
+      report(`spec.hosts[${i}]`, err);
+      hostsValid = false;
+    } else if (!gatewayBound && h === '*') {
+      report(`spec.hosts[${i}]`, 'wildcard host * is not allowed for virtual services bound to the mesh');
+      hostsValid = false;
+    }
+  });
+  if (hostsValid) {
+    for (let i = 0; i < hosts.length; i++) {
+      for (let j = i + 1; j < hosts.length; j++) {
+        if (hostsOverlap(hosts[i] as string, hosts[j] as string)) report(`spec.hosts[${j}]`, `duplicate hosts in virtual service: ${hosts[i]} & ${hosts[j]}`);
+      }
+    }
+  }
+  if (!spec.http?.length && !spec.tcp?.length && !spec.tls?.length) report('spec', 'http, tcp or tls must be provided in virtual service');
+  spec.http?.forEach((h, i) => checkHTTPRoute(report, `spec.http[${i}]`, h, isDelegateVS, gatewayBound));
+  spec.tls?.forEach((t, i) => {
+    const p = `spec.tls[${i}]`;
+    if (t.match.length === 0) report(`${p}.match`, 'TLS route must have at least one match condition');
+    t.match.forEach((m, j) => {
+      if (m.sniHosts.length === 0) report(`${p}.match[${j}].sniHosts`, 'TLS match must have at least one SNI host');
+      m.sniHosts.forEach((sni, k) => {
+        const err = wildcardDomainError(sni);
+        if (err) {
+          if (!isIPAddress(sni)) report(`${p}.match[${j}].sniHosts[${k}]`, err);
+        } else if (!hosts.some((h) => hostSubsetOf(sni, h))) {
+          report(`${p}.match[${j}].sniHosts[${k}]`, `SNI host "${sni}" is not a compatible subset of any of the virtual service hosts`);
+        }
+      });
+      checkL4Match(report, `${p}.match[${j}]`, m);
+    });
+    if (!t.route?.length) report(`${p}.route`, 'TLS route is required');
+    else checkDestinations(report, `${p}.route`, t.route);
+  });
+  spec.tcp?.forEach((t, i) => {
+    const p = `spec.tcp[${i}]`;
+    t.match?.forEach((m, j) => checkL4Match(report, `${p}.match[${j}]`, m));
+    if (!t.route?.length) report(`${p}.route`, 'TCP route is required');
+    else checkDestinations(report, `${p}.route`, t.route);
+  });
+  checkExportTo(report, 'spec.exportTo', meta.namespace, spec.exportTo, false);
+  return errors;
+}
+
+export const virtualService = defineKind<VirtualServiceSpec>({
+  group: 'networking.istio.io',
+  kind: 'VirtualService',
+  plural: 'virtualservices',
+  versions: ['v1', 'v1beta1', 'v1alpha3'],
+  namespaced: true,
+  spec: VirtualServiceSpecSchema,
+  check,
+});

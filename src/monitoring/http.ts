@@ -1,0 +1,50 @@
+/**
+ * The monitoring port (15014): /ready, /metrics, /version and the debug endpoints istioctl users know.
+ */
+import Fastify, { type FastifyInstance } from 'fastify';
+import type { Metrics } from './metrics.ts';
+
+export interface DebugSource {
+  ready(): boolean;
+  version: string;
+  syncz(): unknown;
+  configDump(proxyId: string, types?: string[]): unknown | undefined;
+  connections(): unknown;
+  configz(): unknown;
+  registryz(): unknown;
+  pushStatus(): unknown;
+}
+
+export async function startMonitoring(options: { host: string; port: number; metrics: Metrics; debug: DebugSource }): Promise<FastifyInstance> {
+  const app = Fastify({
+    logger: false,
+    // Bounded: a slow or hostile client cannot hold a connection open indefinitely.
+    connectionTimeout: 10_000,
+    requestTimeout: 10_000,
+    bodyLimit: 64 * 1024,
+  });
+  const { metrics, debug } = options;
+  app.get('/ready', async (_req, reply) => {
+    if (debug.ready()) return reply.code(200).type('text/plain').send('ready\n');
+    return reply.code(503).type('text/plain').send('not ready: initial config not built yet\n');
+  });
+  app.get('/version', async () => ({ version: debug.version }));
+  app.get('/metrics', async (_req, reply) => reply.type(metrics.registry.contentType).send(await metrics.registry.metrics()));
+  app.get('/debug/syncz', async () => debug.syncz());
+  app.get('/debug/connections', async () => debug.connections());
+  app.get('/debug/configz', async () => debug.configz());
+  app.get('/debug/registryz', async () => debug.registryz());
+  app.get('/debug/push_status', async () => debug.pushStatus());
+  app.get<{ Querystring: { proxyID?: string; types?: string } }>('/debug/config_dump', async (req, reply) => {
+    const id = req.query.proxyID;
+    if (!id) return reply.code(400).send({ error: 'proxyID is required (a substring of the connection id, see /debug/connections)' });
+    const dump = debug.configDump(id, req.query.types?.split(','));
+    if (dump === undefined) return reply.code(404).send({ error: `no connected proxy matches ${JSON.stringify(id)}` });
+    return dump;
+  });
+  app.get('/debug', async () => ({
+    endpoints: ['/debug/syncz', '/debug/config_dump?proxyID=', '/debug/connections', '/debug/configz', '/debug/registryz', '/debug/push_status'],
+  }));
+  await app.listen({ host: options.host, port: options.port });
+  return app;
+}

@@ -1,0 +1,41 @@
+/**
+ * Encoding Envoy resources. Builders produce plain objects in Envoy's proto JSON shape (snake_case field names, enum
+ * names as strings, nested `typed_config` written as `{"@type": "type.googleapis.com/…", …}`); this module turns
+ * them into bytes once, and back into JSON for debug output.
+ */
+import { createHash } from 'node:crypto';
+import { messageType } from './root.ts';
+import { messageNameOf } from './types.ts';
+
+export interface EncodedResource {
+  name: string;
+  typeUrl: string;
+  /** The serialized message (the `value` of its Any). */
+  bytes: Uint8Array;
+  /** Content hash: equal bytes ⇔ equal version, so a proxy is sent a resource only when it changed. */
+  version: string;
+}
+
+export function encodeResource(typeUrl: string, name: string, message: object): EncodedResource {
+  const type = messageType(messageNameOf(typeUrl));
+  const bytes = type.encode(type.fromObject(message)).finish();
+  return { name, typeUrl, bytes, version: contentVersion(bytes) };
+}
+
+export function contentVersion(bytes: Uint8Array): string {
+  return createHash('sha1').update(bytes).digest('base64url').slice(0, 16);
+}
+
+/** Decodes resource bytes to Envoy's JSON form (for config_dump and tests). */
+export function decodeResource(typeUrl: string, bytes: Uint8Array): Record<string, unknown> {
+  const type = messageType(messageNameOf(typeUrl));
+  return type.toObject(type.decode(bytes), { json: true, enums: String, longs: Number, defaults: false }) as Record<
+    string,
+    unknown
+  >;
+}
+
+/** `{"@type": …}` for a nested Any, the shape protobufjs's Any wrapper expects. */
+export function typed<T extends object>(messageName: string, body: T): T & { '@type': string } {
+  return { '@type': `type.googleapis.com/${messageName}`, ...body };
+}

@@ -1,0 +1,82 @@
+/**
+ * LDS for proxyless gRPC (istiod grpcgen lds.go, gRFC A27/A36): client listeners named `host:port` carrying an
+ * api_listener HCM with RDS, and the server listener a gRPC XdsServer asks for by its
+ * `xds.istio.io/grpc/lds/inbound/<ip>:<port>` name.
+ */
+import { GRPC_INBOUND_LISTENER_PREFIX, clusterName, joinHostPort, splitHostPort } from '../../../model/names.ts';
+import { TypeUrl } from '../../../proto/types.ts';
+import { adsConfigSource, type Json } from '../../builders/common.ts';
+import type { GenContext, ResourceGenerator } from '../generator.ts';
+import { resolveService } from './resolve.ts';
+
+const HCM = 'type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager';
+const ROUTER = { name: 'envoy.filters.http.router', typed_config: { '@type': 'type.googleapis.com/envoy.extensions.filters.http.router.v3.Router' } };
+const FAULT = { name: 'envoy.filters.http.fault', typed_config: { '@type': 'type.googleapis.com/envoy.extensions.filters.http.fault.v3.HTTPFault' } };
+
+function clientListener(name: string, address: string, port: number, routeConfigName: string): Json {
+  return {
+    name,
+    address: { socket_address: { address, port_value: port } },
+    api_listener: {
+      api_listener: {
+        '@type': HCM,
+        stat_prefix: `outbound_${joinHostPort(address, port)}`,
+        rds: { config_source: adsConfigSource(), route_config_name: routeConfigName },
+        // The router must be last (gRPC validates it); the fault filter serves VirtualService fault injection.
+        http_filters: [FAULT, ROUTER],
+      },
+    },
+  };
+}
+
+function serverListener(ctx: GenContext, name: string): Json | undefined {
+  const { host, port } = splitHostPort(name.slice(GRPC_INBOUND_LISTENER_PREFIX.length));
+  if (!port) return undefined;
+  const ips = ctx.view.ipAddresses();
+  const targets = ctx.push.registry.services.filter((s) =>
+    ctx.push.endpoints(s).some((e) => e.port === port && (ips.includes(e.address) || host === '0.0.0.0' || host === '::')),
+  );
+  if (targets.length === 0) {
+    ctx.note(`server listener ${name}: no service selects this workload on port ${port}; serving it plaintext with no service policies`);
+  }
+  return {
+    name,
+    // gRPC's XdsServer serves only when this equals the address it bound, exactly.
+    address: { socket_address: { address: host, port_value: port } },
+    traffic_direction: 'INBOUND',
+    filter_chains: [
+      {
+        name: 'inbound-plaintext',
+        filters: [
+          {
+            name: 'inbound-hcm',
+            typed_config: {
+              '@type': HCM,
+              stat_prefix: `inbound_${port}`,
+              route_config: {
+                name: 'inbound',
+                virtual_hosts: [{ name: 'inbound', domains: ['*'], routes: [{ match: { prefix: '/' }, non_forwarding_action: {} }] }],
+              },
+              http_filters: [ROUTER],
+            },
+          },
+        ],
+      },
+    ],
+  };
+}
+
+export const grpcListeners: ResourceGenerator = {
+  typeUrl: TypeUrl.Listener,
+  names(ctx) {
+    return ctx.push.visibleServices(ctx.view).flatMap((s) => s.ports.map((p) => joinHostPort(s.hostname, p.port)));
+  },
+  build(ctx, name) {
+    if (name.startsWith(GRPC_INBOUND_LISTENER_PREFIX)) return serverListener(ctx, name);
+    const target = resolveService(ctx, name);
+    if (!target) return undefined;
+    const { service, port } = target;
+    const address = service.addresses[0] ?? '0.0.0.0';
+    return clientListener(name, address, port.port, clusterName('outbound', port.port, '', service.hostname));
+  },
+};

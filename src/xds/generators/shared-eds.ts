@@ -1,0 +1,39 @@
+/**
+ * EDS, shared by every proxy type (istiod uses one endpoint generator for Envoy and proxyless gRPC): the endpoints of
+ * a service port, narrowed to a subset's labels, grouped by locality.
+ */
+import { parseClusterName } from '../../model/names.ts';
+import { labelsMatch } from '../../model/service.ts';
+import { TypeUrl } from '../../proto/types.ts';
+import { buildLoadAssignment } from '../builders/endpoints.ts';
+import type { Json } from '../builders/common.ts';
+import { effectivePolicy } from '../builders/traffic-policy.ts';
+import type { GenContext, ResourceGenerator } from './generator.ts';
+import { grpcClusters } from './grpc/clusters.ts';
+
+export const endpointsGenerator: ResourceGenerator = {
+  typeUrl: TypeUrl.ClusterLoadAssignment,
+  names: (ctx) => grpcClusters.names(ctx),
+  build(ctx: GenContext, name: string): Json | undefined {
+    const key = parseClusterName(name);
+    if (!key || key.direction !== 'outbound') return undefined;
+    const service = ctx.push.serviceFor(ctx.view, key.host);
+    const port = service?.ports.find((p) => p.port === key.port);
+    if (!service || !port) return undefined;
+    const dr = ctx.push.destinationRuleFor(ctx.view, service);
+    let selector: Readonly<Record<string, string>> | undefined;
+    if (key.subset) {
+      const subset = dr?.object.spec.subsets?.find((s) => s.name === key.subset);
+      if (!subset) return { cluster_name: name, endpoints: [] };
+      selector = subset.labels ?? {};
+    }
+    const eps = ctx.push.endpoints(service).filter((e) => e.servicePortName === port.name && labelsMatch(selector, e.labels));
+    const policy = effectivePolicy(dr?.object.spec, key.port, key.subset);
+    const failover = ctx.push.mesh.localityLbEnabled && policy?.outlierDetection !== undefined;
+    return buildLoadAssignment(name, eps, {
+      proxyLocality: failover ? ctx.view.locality() : '',
+      failover,
+      ...(policy?.loadBalancer?.localityLbSetting ? { setting: policy.loadBalancer.localityLbSetting } : {}),
+    });
+  },
+};

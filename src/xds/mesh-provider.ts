@@ -1,0 +1,173 @@
+/**
+ * Serves the mesh to the protocol layer: picks the generators for a proxy's type, generates through the view cache,
+ * encodes once, and reports notes (features left out for a proxy type) once per push context.
+ */
+import { createHash } from 'node:crypto';
+import type { Logger } from '../shared/log.ts';
+import { isProxylessGrpc, parseProxy, type Proxy } from '../model/proxy.ts';
+import { ReadMemo, RecordingView } from '../model/proxy-view.ts';
+import type { PushContext } from '../model/push-context.ts';
+import { encodeResource, type EncodedResource } from '../proto/encode.ts';
+import { TypeUrl } from '../proto/types.ts';
+import { ViewCache } from './cache.ts';
+import type { GenContext, ResourceGenerator } from './generators/generator.ts';
+import { grpcClusters } from './generators/grpc/clusters.ts';
+import { grpcListeners } from './generators/grpc/listeners.ts';
+import { grpcRoutes } from './generators/grpc/routes.ts';
+import { endpointsGenerator } from './generators/shared-eds.ts';
+import type { NodeInfo } from './protocol/messages.ts';
+import { StreamRefusal, type ResourceProvider, type ResourceSet, type Subscription } from './protocol/provider.ts';
+
+export interface ProxyState {
+  proxy: Proxy;
+  memo: ReadMemo;
+  /** Per type: the subscription revision and the set key computed for it. */
+  setKeys: Map<string, { revision: number; key: string }>;
+}
+
+const GENERATORS_BY_KIND: Record<'grpc' | 'envoy', Partial<Record<string, ResourceGenerator>>> = {
+  grpc: {
+    [TypeUrl.Listener]: grpcListeners,
+    [TypeUrl.RouteConfiguration]: grpcRoutes,
+    [TypeUrl.Cluster]: grpcClusters,
+    [TypeUrl.ClusterLoadAssignment]: endpointsGenerator,
+  },
+  // Envoy sidecars and gateways get endpoints only until their listener/route/cluster generators land.
+  envoy: {
+    [TypeUrl.ClusterLoadAssignment]: endpointsGenerator,
+  },
+};
+
+const SUPPORTED = new Set<string>([TypeUrl.Listener, TypeUrl.RouteConfiguration, TypeUrl.Cluster, TypeUrl.ClusterLoadAssignment]);
+
+type Cached = EncodedResource | null;
+
+export class MeshResourceProvider implements ResourceProvider<ProxyState> {
+  private push: PushContext;
+  private cache = new ViewCache();
+  private notes = new Set<string>();
+  private readonly log: Logger;
+
+  constructor(push: PushContext, log: Logger) {
+    this.push = push;
+    this.log = log;
+  }
+
+  get pushContext(): PushContext {
+    return this.push;
+  }
+
+  /** A new push context. `endpointsOnly` keeps everything but the EDS entries for those cluster names. */
+  update(push: PushContext, endpointsOnly?: ReadonlySet<string>): void {
+    this.push = push;
+    if (endpointsOnly) {
+      const eds = TypeUrl.ClusterLoadAssignment;
+      this.cache.drop((k) => k.startsWith(`${eds}\0`) && (k.startsWith(`${eds}\0set\0`) || endpointsOnly.has(k.slice(eds.length + 1))));
+    } else {
+      this.cache = new ViewCache();
+      this.notes = new Set();
+    }
+  }
+
+  cacheStats(): { entries: number; hits: number; misses: number } {
+    return { entries: this.cache.size, hits: this.cache.hits, misses: this.cache.misses };
+  }
+
+  connect(node: NodeInfo): ProxyState {
+    const parsed = parseProxy(node);
+    if (!parsed.ok) throw new StreamRefusal(3 /* INVALID_ARGUMENT */, parsed.errors);
+    return { proxy: parsed.value, memo: new ReadMemo(parsed.value), setKeys: new Map() };
+  }
+
+  disconnect(): void {}
+
+  supports(typeUrl: string): boolean {
+    return SUPPORTED.has(typeUrl);
+  }
+
+  private generatorFor(state: ProxyState, typeUrl: string): ResourceGenerator | undefined {
+    return GENERATORS_BY_KIND[isProxylessGrpc(state.proxy) ? 'grpc' : 'envoy'][typeUrl];
+  }
+
+  private context(view: RecordingView): GenContext {
+    return {
+      push: this.push,
+      view,
+      note: (m) => {
+        if (this.notes.has(m)) return;
+        this.notes.add(m);
+        this.log.warn({ note: m }, 'config left out for a proxy type');
+      },
+    };
+  }
+
+  /** One resource through the cache; its reads are absorbed into `into` when given (set generation). */
+  private resource(state: ProxyState, gen: ResourceGenerator, name: string, into?: RecordingView): EncodedResource | undefined {
+    const key = `${gen.typeUrl}\0${name}`;
+    const hit = this.cache.get<Cached>(key, state.memo);
+    if (hit) {
+      into?.absorb(hit.reads);
+      return hit.value ?? undefined;
+    }
+    const view = new RecordingView(state.proxy);
+    let value: Cached = null;
+    try {
+      const json = gen.build(this.context(view), name);
+      if (json) value = encodeResource(gen.typeUrl, name, json);
+    } catch (err) {
+      this.log.error({ err, type: gen.typeUrl, resource: name, proxy: state.proxy.id }, 'generating a resource failed; it is left out');
+    }
+    this.cache.put<Cached>(key, view.reads, value);
+    into?.absorb(view.reads);
+    return value ?? undefined;
+  }
+
+  private setKey(state: ProxyState, sub: Subscription): string {
+    if (sub.wildcard && sub.names.size === 0) return '*';
+    const memo = state.setKeys.get(sub.typeUrl);
+    if (memo && memo.revision === sub.revision) return memo.key;
+    const h = createHash('sha1');
+    h.update(sub.wildcard ? '*\n' : '\n');
+    for (const n of [...sub.names].sort()) h.update(`${n}\n`);
+    const key = h.digest('base64url');
+    state.setKeys.set(sub.typeUrl, { revision: sub.revision, key });
+    return key;
+  }
+
+  resources(state: ProxyState, sub: Subscription, only?: ReadonlySet<string>): ResourceSet {
+    const gen = this.generatorFor(state, sub.typeUrl);
+    if (!gen) return { resources: new Map(), version: 'none' };
+    if (only) {
+      const out = new Map<string, EncodedResource>();
+      for (const name of only) {
+        const r = this.resource(state, gen, name);
+        if (r) out.set(name, r);
+      }
+      return { resources: out };
+    }
+    const key = `${sub.typeUrl}\0set\0${this.setKey(state, sub)}`;
+    const hit = this.cache.get<ResourceSet>(key, state.memo);
+    if (hit) return hit.value;
+    const view = new RecordingView(state.proxy);
+    const names = new Set(sub.names);
+    if (sub.wildcard) {
+      try {
+        for (const n of gen.names(this.context(view))) names.add(n);
+      } catch (err) {
+        this.log.error({ err, type: sub.typeUrl, proxy: state.proxy.id }, 'listing resources failed');
+      }
+    }
+    const out = new Map<string, EncodedResource>();
+    const h = createHash('sha1');
+    for (const name of [...names].sort()) {
+      const r = this.resource(state, gen, name, view);
+      if (r) {
+        out.set(name, r);
+        h.update(`${name}\0${r.version}\n`);
+      }
+    }
+    const set: ResourceSet = { resources: out, version: h.digest('base64url') };
+    this.cache.put(key, view.reads, set);
+    return set;
+  }
+}

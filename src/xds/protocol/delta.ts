@@ -1,0 +1,107 @@
+/**
+ * Incremental ("delta") ADS (DeltaAggregatedResources): subscriptions change by subscribe/unsubscribe lists, and
+ * responses carry only changed resources plus the names removed. On reconnect the client lists the versions it holds
+ * (initial_resource_versions), so only what differs is sent again.
+ */
+import { Connection } from './connection.ts';
+import { encodeDeltaDiscoveryResponse, type DeltaDiscoveryRequest } from './messages.ts';
+import type { PushRequest, Resource } from './provider.ts';
+import { LEGACY_WILDCARD_TYPES, type WatchState } from './watch.ts';
+
+export class DeltaConnection<P> extends Connection<P> {
+  readonly mode = 'delta' as const;
+  /** Names subscribed since the last response that do not exist: answered in removed_resources once. */
+  private readonly announceMissing = new Map<string, Set<string>>();
+
+  handleRequest(req: DeltaDiscoveryRequest): void {
+    this.identify(req.node);
+    if (!this.deps.provider.supports(req.type_url)) {
+      this.deps.log.warn({ proxy: this.id, type: req.type_url }, 'request for an unknown type URL ignored');
+      return;
+    }
+    const fresh = !this.watches.has(req.type_url);
+    const w = this.watch(req.type_url);
+
+    if (req.response_nonce !== '') {
+      if (req.error_detail) {
+        if (req.response_nonce === w.nonceSent) this.recordNack(w, req.response_nonce, req.error_detail.message);
+      } else if (req.response_nonce === w.nonceSent) {
+        this.recordAck(w, req.response_nonce);
+      } else {
+        this.deps.observer.expiredNonce?.(w.typeUrl);
+      }
+    }
+
+    if (fresh) {
+      for (const [name, version] of Object.entries(req.initial_resource_versions)) w.sent.set(name, version);
+      if (req.resource_names_subscribe.length === 0 && LEGACY_WILDCARD_TYPES.has(w.typeUrl)) w.wildcard = true;
+    }
+    const added = new Set<string>();
+    const before = `${w.wildcard}/${w.names.size}`;
+    for (const n of req.resource_names_subscribe) {
+      if (n === '*') w.wildcard = true;
+      else if (!w.names.has(n)) {
+        w.names.add(n);
+        added.add(n);
+      }
+    }
+    for (const n of req.resource_names_unsubscribe) {
+      if (n === '*') w.wildcard = false;
+      else {
+        w.names.delete(n);
+        if (!w.wildcard) w.sent.delete(n);
+      }
+    }
+    if (`${w.wildcard}/${w.names.size}` !== before || added.size > 0 || req.resource_names_unsubscribe.length > 0) {
+      w.revision++;
+      w.sentSetVersion = undefined;
+    }
+    if (fresh) {
+      this.respond(w, undefined, undefined, true);
+    } else if (added.size > 0 || req.resource_names_subscribe.includes('*')) {
+      const missing = this.announceMissing.get(w.typeUrl) ?? new Set<string>();
+      for (const n of added) missing.add(n);
+      this.announceMissing.set(w.typeUrl, missing);
+      this.respond(w, undefined, req.resource_names_subscribe.includes('*') ? undefined : added);
+    }
+  }
+
+  protected respond(w: WatchState, push: PushRequest | undefined, only: ReadonlySet<string> | undefined, initial = false): void {
+    if (!w.wildcard && w.names.size === 0) return;
+    const set = this.generate(w, only);
+    if (!initial && !only && set.version !== undefined && set.version === w.sentSetVersion) return;
+    const current = set.resources;
+    const changed: Resource[] = [];
+    for (const r of current.values()) if (w.sent.get(r.name) !== r.version) changed.push(r);
+
+    const removed: string[] = [];
+    const scope: Iterable<string> = only ?? (w.wildcard ? [...w.sent.keys(), ...w.names] : w.names);
+    const missing = this.announceMissing.get(w.typeUrl);
+    for (const n of new Set(scope)) {
+      if (current.has(n)) continue;
+      const held = w.sent.has(n);
+      if (held || missing?.has(n) || (initial && w.names.has(n))) removed.push(n);
+      w.sent.delete(n);
+    }
+    this.announceMissing.delete(w.typeUrl);
+    if (!only) w.sentSetVersion = set.version;
+    if (changed.length === 0 && removed.length === 0 && !initial) return;
+    for (const r of changed) w.sent.set(r.name, r.version);
+
+    const version = push?.version ?? this.deps.currentVersion();
+    const nonce = this.nextNonce();
+    const bytes = encodeDeltaDiscoveryResponse({
+      system_version_info: version,
+      type_url: w.typeUrl,
+      nonce,
+      resources: changed,
+      removed_resources: removed,
+      control_plane: this.deps.controlPlaneId,
+    });
+    w.nonceSent = nonce;
+    w.versionSent = version;
+    w.sentAt = this.deps.now();
+    if (push) w.pushStart ??= push.start;
+    this.send(w.typeUrl, bytes, changed.length);
+  }
+}

@@ -1,0 +1,207 @@
+/**
+ * The ADS wire messages and their codec. Requests are decoded with protobufjs; responses are encoded with the
+ * resources' cached bytes placed directly into the Any fields, so a push never re-encodes a resource.
+ */
+import { messageType } from '../../proto/root.ts';
+
+export interface NodeInfo {
+  id: string;
+  cluster: string;
+  /** node.metadata (a protobuf Struct) as plain JSON. */
+  metadata: Record<string, unknown>;
+  locality?: { region?: string; zone?: string; sub_zone?: string };
+  user_agent_name?: string;
+  user_agent_version?: string;
+}
+
+export interface ErrorDetail {
+  code: number;
+  message: string;
+}
+
+export interface DiscoveryRequest {
+  version_info: string;
+  node?: NodeInfo;
+  resource_names: string[];
+  type_url: string;
+  response_nonce: string;
+  error_detail?: ErrorDetail;
+}
+
+export interface DeltaDiscoveryRequest {
+  node?: NodeInfo;
+  type_url: string;
+  resource_names_subscribe: string[];
+  resource_names_unsubscribe: string[];
+  initial_resource_versions: Record<string, string>;
+  response_nonce: string;
+  error_detail?: ErrorDetail;
+}
+
+export interface WireResource {
+  name: string;
+  version: string;
+  bytes: Uint8Array;
+}
+
+export interface DiscoveryResponse {
+  version_info: string;
+  type_url: string;
+  nonce: string;
+  resources: WireResource[];
+  control_plane?: string;
+}
+
+export interface DeltaDiscoveryResponse {
+  system_version_info: string;
+  type_url: string;
+  nonce: string;
+  resources: WireResource[];
+  removed_resources: string[];
+  control_plane?: string;
+}
+
+type StructValue = {
+  null_value?: number;
+  number_value?: number;
+  string_value?: string;
+  bool_value?: boolean;
+  struct_value?: { fields?: Record<string, StructValue> };
+  list_value?: { values?: StructValue[] };
+};
+
+/** google.protobuf.Struct (decoded) → plain JSON. */
+export function structToJson(struct: { fields?: Record<string, StructValue> } | undefined | null): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(struct?.fields ?? {})) out[k] = valueToJson(v);
+  return out;
+}
+
+function valueToJson(v: StructValue): unknown {
+  if (v.struct_value) return structToJson(v.struct_value);
+  if (v.list_value) return (v.list_value.values ?? []).map(valueToJson);
+  if (v.string_value !== undefined && v.string_value !== null) return v.string_value;
+  if (v.number_value !== undefined && v.number_value !== null) return v.number_value;
+  if (v.bool_value !== undefined && v.bool_value !== null) return v.bool_value;
+  return null;
+}
+
+function decodeNode(raw: any): NodeInfo | undefined {
+  if (!raw) return undefined;
+  return {
+    id: raw.id ?? '',
+    cluster: raw.cluster ?? '',
+    metadata: structToJson(raw.metadata),
+    ...(raw.locality ? { locality: raw.locality } : {}),
+    ...(raw.user_agent_name ? { user_agent_name: raw.user_agent_name } : {}),
+    ...(raw.user_agent_version ? { user_agent_version: raw.user_agent_version } : {}),
+  };
+}
+
+function decodeError(raw: any): ErrorDetail | undefined {
+  if (!raw) return undefined;
+  return { code: raw.code ?? 0, message: raw.message ?? '' };
+}
+
+const T = {
+  get req() {
+    return messageType('envoy.service.discovery.v3.DiscoveryRequest');
+  },
+  get res() {
+    return messageType('envoy.service.discovery.v3.DiscoveryResponse');
+  },
+  get deltaReq() {
+    return messageType('envoy.service.discovery.v3.DeltaDiscoveryRequest');
+  },
+  get deltaRes() {
+    return messageType('envoy.service.discovery.v3.DeltaDiscoveryResponse');
+  },
+};
+
+export function decodeDiscoveryRequest(buf: Buffer): DiscoveryRequest {
+  const m = T.req.decode(buf) as any;
+  return {
+    version_info: m.version_info ?? '',
+    node: decodeNode(m.node),
+    resource_names: m.resource_names ?? [],
+    type_url: m.type_url ?? '',
+    response_nonce: m.response_nonce ?? '',
+    error_detail: decodeError(m.error_detail),
+  };
+}
+
+export function decodeDeltaDiscoveryRequest(buf: Buffer): DeltaDiscoveryRequest {
+  const m = T.deltaReq.decode(buf) as any;
+  return {
+    node: decodeNode(m.node),
+    type_url: m.type_url ?? '',
+    resource_names_subscribe: m.resource_names_subscribe ?? [],
+    resource_names_unsubscribe: m.resource_names_unsubscribe ?? [],
+    initial_resource_versions: m.initial_resource_versions ?? {},
+    response_nonce: m.response_nonce ?? '',
+    error_detail: decodeError(m.error_detail),
+  };
+}
+
+const controlPlane = (id: string | undefined) => (id ? { identifier: id } : undefined);
+
+export function encodeDiscoveryResponse(r: DiscoveryResponse): Buffer {
+  const msg = {
+    version_info: r.version_info,
+    type_url: r.type_url,
+    nonce: r.nonce,
+    resources: r.resources.map((x) => ({ type_url: r.type_url, value: x.bytes })),
+    control_plane: controlPlane(r.control_plane),
+  };
+  return Buffer.from(T.res.encode(msg).finish());
+}
+
+export function encodeDeltaDiscoveryResponse(r: DeltaDiscoveryResponse): Buffer {
+  const msg = {
+    system_version_info: r.system_version_info,
+    type_url: r.type_url,
+    nonce: r.nonce,
+    resources: r.resources.map((x) => ({ name: x.name, version: x.version, resource: { type_url: r.type_url, value: x.bytes } })),
+    removed_resources: r.removed_resources,
+    control_plane: controlPlane(r.control_plane),
+  };
+  return Buffer.from(T.deltaRes.encode(msg).finish());
+}
+
+/** Client-side codec, used by tests and the load generator (which speak raw ADS). */
+export const clientCodec = {
+  encodeRequest(r: Partial<DiscoveryRequest> & { node?: unknown }): Buffer {
+    return Buffer.from(T.req.encode(T.req.fromObject(r)).finish());
+  },
+  encodeDeltaRequest(r: Partial<DeltaDiscoveryRequest> & { node?: unknown }): Buffer {
+    return Buffer.from(T.deltaReq.encode(T.deltaReq.fromObject(r)).finish());
+  },
+  decodeResponse(buf: Buffer): { version_info: string; type_url: string; nonce: string; resources: Array<{ type_url: string; value: Uint8Array }> } {
+    return T.res.decode(buf) as any;
+  },
+  decodeDeltaResponse(buf: Buffer): {
+    system_version_info: string;
+    type_url: string;
+    nonce: string;
+    resources: Array<{ name: string; version: string; resource?: { type_url: string; value: Uint8Array } }>;
+    removed_resources: string[];
+  } {
+    return T.deltaRes.decode(buf) as any;
+  },
+};
+
+/** A Struct for node metadata (client side). */
+export function jsonToStruct(obj: Record<string, unknown>): { fields: Record<string, StructValue> } {
+  const fields: Record<string, StructValue> = {};
+  for (const [k, v] of Object.entries(obj)) fields[k] = jsonToValue(v);
+  return { fields };
+}
+
+function jsonToValue(v: unknown): StructValue {
+  if (v === null || v === undefined) return { null_value: 0 };
+  if (typeof v === 'string') return { string_value: v };
+  if (typeof v === 'number') return { number_value: v };
+  if (typeof v === 'boolean') return { bool_value: v };
+  if (Array.isArray(v)) return { list_value: { values: v.map(jsonToValue) } };
+  return { struct_value: jsonToStruct(v as Record<string, unknown>) };
+}

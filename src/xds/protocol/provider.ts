@@ -1,0 +1,68 @@
+import type { NodeInfo } from './messages.ts';
+
+/** A resource as the protocol layer sees it: a name, a content version and the encoded message. */
+export interface Resource {
+  name: string;
+  version: string;
+  bytes: Uint8Array;
+}
+
+/** What one stream asked for of one type. */
+export interface Subscription {
+  typeUrl: string;
+  /** Wildcard: "everything of this type" (an LDS/CDS first request with no names, or the name `*`). */
+  wildcard: boolean;
+  names: ReadonlySet<string>;
+  /** Changes whenever `wildcard` or `names` change, so providers can memoize per subscription. */
+  revision: number;
+}
+
+/** The resources for one subscription. `version` (when given) identifies the whole set: equal version, equal set. */
+export interface ResourceSet {
+  resources: ReadonlyMap<string, Resource>;
+  version?: string;
+}
+
+/** Refuse a stream with a gRPC status code (e.g. 3 INVALID_ARGUMENT for a malformed node id). */
+export class StreamRefusal extends Error {
+  readonly grpcCode: number;
+  constructor(grpcCode: number, message: string) {
+    super(message);
+    this.grpcCode = grpcCode;
+  }
+}
+
+/**
+ * The protocol layer's only view of the mesh. It asks for the resources of a subscription; it does not know what a
+ * Listener is. `P` is whatever the provider keeps per proxy.
+ */
+export interface ResourceProvider<P> {
+  /** Identifies the proxy from the node in its first request; throws StreamRefusal to refuse the stream. */
+  connect(node: NodeInfo, peer: string): P;
+  disconnect(proxy: P): void;
+  supports(typeUrl: string): boolean;
+  /** Current resources for a subscription; `only` limits generation to those names (incremental pushes). */
+  resources(proxy: P, sub: Subscription, only?: ReadonlySet<string>): ResourceSet;
+}
+
+/** A push to every stream: a full regeneration, or only some resource names of some types (endpoint updates). */
+export interface PushRequest {
+  version: string;
+  /** When the change that caused this push was first seen (ms, the push clock), for convergence timing. */
+  start: number;
+  full: boolean;
+  /** Incremental: type URL → the names that changed. Streams watching none of them are skipped. */
+  names?: ReadonlyMap<string, ReadonlySet<string>>;
+}
+
+/** Hooks for metrics; the protocol layer knows nothing of Prometheus. */
+export interface ProtocolObserver {
+  connected?(id: string): void;
+  disconnected?(id: string): void;
+  sent?(typeUrl: string, resources: number, bytes: number): void;
+  acked?(typeUrl: string, sinceStartMs: number | undefined): void;
+  nacked?(id: string, typeUrl: string, message: string): void;
+  expiredNonce?(typeUrl: string): void;
+  pushed?(id: string, sinceStartMs: number): void;
+  error?(id: string, err: unknown): void;
+}

@@ -1,0 +1,108 @@
+/**
+ * The AggregatedDiscoveryService on grpc-js: both SotW and Delta methods, with our own codec so cached resource
+ * bytes go out without re-encoding. It tracks live connections; the push queue decides when each is pushed.
+ */
+import * as grpc from '@grpc/grpc-js';
+import type { Logger } from '../../shared/log.ts';
+import { Connection, type ConnectionDeps } from './connection.ts';
+import { DeltaConnection } from './delta.ts';
+import { decodeDeltaDiscoveryRequest, decodeDiscoveryRequest, type DeltaDiscoveryRequest, type DiscoveryRequest } from './messages.ts';
+import { StreamRefusal, type ProtocolObserver, type ResourceProvider } from './provider.ts';
+import { SotwConnection } from './sotw.ts';
+
+const SERVICE = '/envoy.service.discovery.v3.AggregatedDiscoveryService';
+const identity = (b: Buffer) => b;
+
+export const adsServiceDefinition = {
+  StreamAggregatedResources: {
+    path: `${SERVICE}/StreamAggregatedResources`,
+    requestStream: true,
+    responseStream: true,
+    requestSerialize: identity,
+    requestDeserialize: decodeDiscoveryRequest,
+    responseSerialize: identity,
+    responseDeserialize: identity,
+  },
+  DeltaAggregatedResources: {
+    path: `${SERVICE}/DeltaAggregatedResources`,
+    requestStream: true,
+    responseStream: true,
+    requestSerialize: identity,
+    requestDeserialize: decodeDeltaDiscoveryRequest,
+    responseSerialize: identity,
+    responseDeserialize: identity,
+  },
+} as unknown as grpc.ServiceDefinition;
+
+export interface AdsServerOptions<P> {
+  provider: ResourceProvider<P>;
+  log: Logger;
+  observer?: ProtocolObserver;
+  now?: () => number;
+  controlPlaneId: string;
+  typeOrder: readonly string[];
+  currentVersion: () => string;
+}
+
+export class AdsServer<P> {
+  readonly connections = new Set<Connection<P>>();
+  private readonly deps: ConnectionDeps<P>;
+
+  constructor(options: AdsServerOptions<P>) {
+    this.deps = {
+      provider: options.provider,
+      observer: options.observer ?? {},
+      log: options.log,
+      now: options.now ?? (() => Date.now()),
+      currentVersion: options.currentVersion,
+      controlPlaneId: options.controlPlaneId,
+      typeOrder: options.typeOrder,
+    };
+  }
+
+  register(server: grpc.Server): void {
+    server.addService(adsServiceDefinition, {
+      StreamAggregatedResources: (call: grpc.ServerDuplexStream<DiscoveryRequest, Buffer>) =>
+        this.serve(call, new SotwConnection<P>(this.deps, call as any, call.getPeer())),
+      DeltaAggregatedResources: (call: grpc.ServerDuplexStream<DeltaDiscoveryRequest, Buffer>) =>
+        this.serve(call, new DeltaConnection<P>(this.deps, call as any, call.getPeer())),
+    });
+  }
+
+  private serve<R>(call: grpc.ServerDuplexStream<R, Buffer>, conn: Connection<P> & { handleRequest(r: R): void }): void {
+    const finish = () => {
+      if (conn.closed) return;
+      conn.close();
+      this.connections.delete(conn);
+    };
+    call.on('data', (req: R) => {
+      if (conn.closed) return;
+      try {
+        const wasNew = conn.proxy === undefined;
+        conn.handleRequest(req);
+        if (wasNew && conn.proxy !== undefined) this.connections.add(conn);
+      } catch (err) {
+        const refusal = err instanceof StreamRefusal;
+        const code = refusal ? err.grpcCode : grpc.status.INTERNAL;
+        const details = err instanceof Error ? err.message : String(err);
+        if (refusal) this.deps.log.warn({ peer: conn.peer, error: details }, 'xDS stream refused');
+        else this.deps.log.error({ proxy: conn.id, err }, 'xDS request failed');
+        finish();
+        call.emit('error', { code, details, metadata: new grpc.Metadata() });
+      }
+    });
+    call.on('end', () => {
+      finish();
+      call.end();
+    });
+    call.on('error', finish);
+    call.on('close', finish);
+    call.on('cancelled', finish);
+  }
+
+  /** Closes every stream, so clients reconnect (to this or another replica). */
+  closeAll(): void {
+    for (const c of this.connections) c.close();
+    this.connections.clear();
+  }
+}

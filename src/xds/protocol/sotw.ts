@@ -1,0 +1,107 @@
+/**
+ * State-of-the-world ADS (StreamAggregatedResources). Rules from the xDS protocol spec and istiod's ShouldRespond:
+ * - a request with error_detail is a NACK: recorded and counted, no response (the proxy keeps its last good config);
+ * - a request whose nonce is not the last one sent is stale and ignored;
+ * - a request with the current nonce is an ACK; if its resource names changed, the new names are answered;
+ * - an empty nonce starts (or restarts) a watch and is always answered.
+ * LDS and CDS responses carry every resource; RDS and EDS responses carry only new or changed ones.
+ */
+import { Connection } from './connection.ts';
+import { encodeDiscoveryResponse, type DiscoveryRequest } from './messages.ts';
+import type { PushRequest, Resource } from './provider.ts';
+import { ALL_RESOURCES_REQUIRED, LEGACY_WILDCARD_TYPES, type WatchState } from './watch.ts';
+
+export class SotwConnection<P> extends Connection<P> {
+  readonly mode = 'sotw' as const;
+
+  handleRequest(req: DiscoveryRequest): void {
+    this.identify(req.node);
+    if (!this.deps.provider.supports(req.type_url)) {
+      this.deps.log.warn({ proxy: this.id, type: req.type_url }, 'request for an unknown type URL ignored');
+      return;
+    }
+    const w = this.watch(req.type_url);
+    const first = w.nonceSent === undefined && req.response_nonce === '';
+
+    if (req.error_detail) {
+      if (req.response_nonce === w.nonceSent) this.recordNack(w, req.response_nonce, req.error_detail.message);
+      // A NACK may still change the subscription; fall through to that check without responding to the NACK itself.
+      if (this.updateNames(w, req.resource_names, first)) this.respond(w, undefined, undefined);
+      return;
+    }
+    if (req.response_nonce !== '' && req.response_nonce !== w.nonceSent) {
+      this.deps.observer.expiredNonce?.(w.typeUrl);
+      return;
+    }
+    const isAck = req.response_nonce !== '' && req.response_nonce === w.nonceSent;
+    if (isAck) this.recordAck(w, req.response_nonce);
+    const namesChanged = this.updateNames(w, req.resource_names, first);
+    if (!isAck) {
+      // A new stream or a re-request: the client holds nothing we know of, so send everything.
+      w.sent.clear();
+      this.respond(w, undefined, undefined, true);
+    } else if (namesChanged) {
+      this.respond(w, undefined, undefined);
+    }
+  }
+
+  /** Updates the watch's names; returns true when the subscription changed. */
+  private updateNames(w: WatchState, names: string[], first: boolean): boolean {
+    const wildcard = names.includes('*') || (names.length === 0 && LEGACY_WILDCARD_TYPES.has(w.typeUrl) && (first || w.wildcard));
+    const next = new Set(names.filter((n) => n !== '*'));
+    let changed = wildcard !== w.wildcard || next.size !== w.names.size;
+    if (!changed) for (const n of next) if (!w.names.has(n)) changed = true;
+    if (!changed) return false;
+    w.wildcard = wildcard;
+    w.names = next;
+    w.revision++;
+    w.sentSetVersion = undefined;
+    // Forget what was sent for names no longer watched, so re-subscribing sends them again.
+    if (!wildcard) for (const n of [...w.sent.keys()]) if (!next.has(n)) w.sent.delete(n);
+    return true;
+  }
+
+  protected respond(w: WatchState, push: PushRequest | undefined, only: ReadonlySet<string> | undefined, force = false): void {
+    if (!w.wildcard && w.names.size === 0 && !ALL_RESOURCES_REQUIRED.has(w.typeUrl)) return;
+    const allRequired = ALL_RESOURCES_REQUIRED.has(w.typeUrl);
+    // LDS/CDS must be sent whole, so an incremental push regenerates the whole type.
+    const set = this.generate(w, allRequired ? undefined : only);
+    if (!force && set.version !== undefined && set.version === w.sentSetVersion) return;
+    const current = set.resources;
+    let out: Resource[];
+    if (allRequired) {
+      let changed = force || current.size !== w.sent.size;
+      if (!changed) for (const r of current.values()) if (w.sent.get(r.name) !== r.version) changed = true;
+      if (!changed) return;
+      out = [...current.values()];
+      w.sent = new Map(out.map((r) => [r.name, r.version]));
+    } else {
+      out = [];
+      for (const r of current.values()) {
+        if (w.sent.get(r.name) !== r.version) {
+          out.push(r);
+          w.sent.set(r.name, r.version);
+        }
+      }
+      if (out.length === 0 && !force) {
+        if (!only) w.sentSetVersion = set.version;
+        return;
+      }
+    }
+    w.sentSetVersion = only ? undefined : set.version;
+    const version = push?.version ?? this.deps.currentVersion();
+    const nonce = this.nextNonce();
+    const bytes = encodeDiscoveryResponse({
+      version_info: version,
+      type_url: w.typeUrl,
+      nonce,
+      resources: out,
+      control_plane: this.deps.controlPlaneId,
+    });
+    w.nonceSent = nonce;
+    w.versionSent = version;
+    w.sentAt = this.deps.now();
+    if (push) w.pushStart ??= push.start;
+    this.send(w.typeUrl, bytes, out.length);
+  }
+}
