@@ -98,7 +98,7 @@ export class MizzenServer {
 
     // The first push context is built before any proxy can connect: no proxy ever gets an empty config.
     this.currentVersion = this.nextVersion();
-    this.provider = new MeshResourceProvider(this.buildPushContext(), this.log.child({ scope: 'xds' }));
+    this.provider = new MeshResourceProvider(this.buildPushContext(), this.log.child({ scope: 'xds' }), () => this.metrics.internalErrors.inc());
     this.ads = new AdsServer<ProxyState>({
       provider: this.provider,
       log: this.log.child({ scope: 'ads' }),
@@ -235,6 +235,11 @@ export class MizzenServer {
 
   get ready(): boolean {
     return this.isReady;
+  }
+
+  /** Resources that failed to generate since start (should stay 0; tests assert it). */
+  generationErrors(): number {
+    return this.provider?.generationErrors ?? 0;
   }
 
   connectionCount(): number {

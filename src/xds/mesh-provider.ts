@@ -47,10 +47,14 @@ export class MeshResourceProvider implements ResourceProvider<ProxyState> {
   private cache = new ViewCache();
   private notes = new Set<string>();
   private readonly log: Logger;
+  private readonly onError: () => void;
+  /** Resources that failed to generate or encode (a bug, never user input): counted, logged, left out. */
+  generationErrors = 0;
 
-  constructor(push: PushContext, log: Logger) {
+  constructor(push: PushContext, log: Logger, onError: () => void = () => {}) {
     this.push = push;
     this.log = log;
+    this.onError = onError;
   }
 
   get pushContext(): PushContext {
@@ -115,6 +119,8 @@ export class MeshResourceProvider implements ResourceProvider<ProxyState> {
       const json = gen.build(this.context(view), name);
       if (json) value = encodeResource(gen.typeUrl, name, json);
     } catch (err) {
+      this.generationErrors++;
+      this.onError();
       this.log.error({ err, type: gen.typeUrl, resource: name, proxy: state.proxy.id }, 'generating a resource failed; it is left out');
     }
     this.cache.put<Cached>(key, view.reads, value);

@@ -263,7 +263,7 @@ function checkFault(report: Report, path: string, f: HTTPFaultInjection): void {
     const types = (['httpStatus', 'grpcStatus', 'http2Error'] as const).filter((k) => a[k] !== undefined);
     if (types.length === 0) report(p, 'abort needs an error type: httpStatus, grpcStatus or http2Error');
     if (types.length > 1) report(p, `only one of httpStatus, grpcStatus, http2Error may be set, got ${types.join(' and ')}`);
-    if (a.httpStatus !== undefined && (a.httpStatus < 200 || a.httpStatus > 600)) report(`${p}.httpStatus`, `HTTP status must be between 200 and 599, got ${a.httpStatus}`);
+    if (a.httpStatus !== undefined && (a.httpStatus < 200 || a.httpStatus > 600)) report(`${p}.httpStatus`, `HTTP status must be between 200 and 600, got ${a.httpStatus}`);
     if (a.grpcStatus !== undefined && !(GRPC_STATUS_CODES as readonly string[]).includes(a.grpcStatus)) {
       report(`${p}.grpcStatus`, `unsupported gRPC status "${a.grpcStatus}"; use a code name such as UNAVAILABLE or NOT_FOUND`);
     }
@@ -350,7 +350,7 @@ function checkHTTPRoute(report: Report, p: string, h: HTTPRoute, isDelegateVS: b
   }
   if (h.directResponse) {
     const d = h.directResponse;
-    if (d.status < 200 || d.status > 600) report(`${p}.directResponse.status`, `HTTP status must be between 200 and 599, got ${d.status}`);
+    if (d.status < 200 || d.status > 600) report(`${p}.directResponse.status`, `HTTP status must be between 200 and 600, got ${d.status}`);
     const size = d.body?.string?.length ?? Math.floor(((d.body?.bytes?.length ?? 0) * 3) / 4);
     if (size > 1024 * 1024) report(`${p}.directResponse.body`, 'direct response body must be less than 1MB');
   }

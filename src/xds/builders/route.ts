@@ -27,7 +27,7 @@ export const FAULT_FILTER = 'envoy.filters.http.fault';
 /** Istio's default retry policy for routes whose VirtualService sets none (retry.go; 503 not retried since 1.24). */
 export function defaultRetryPolicy(consistentHash: boolean): Json {
   return compact({
-    num_retries: 2,
+    num_retries: { value: 2 },
     retry_on: 'connect-failure,refused-stream,unavailable,cancelled,retriable-status-codes',
     retry_host_predicate: consistentHash
       ? undefined
@@ -40,7 +40,7 @@ export function retryPolicy(retries: HTTPRetry | undefined, consistentHash: bool
   if (!retries) return defaultRetryPolicy(consistentHash);
   if ((retries.attempts ?? 0) <= 0) return undefined;
   const policy = defaultRetryPolicy(consistentHash);
-  policy.num_retries = retries.attempts;
+  policy.num_retries = { value: retries.attempts };
   if (retries.retryOn) {
     const codes: number[] = [];
     const on: string[] = [];
@@ -102,7 +102,7 @@ function translateMatch(m: HTTPMatchRequest | undefined, ctx: RouteContext): Jso
   else if (uri?.prefix !== undefined) out.prefix = uri.prefix;
   else if (uri?.regex !== undefined) out.safe_regex = { regex: uri.regex };
   else out.prefix = '/';
-  out.case_sensitive = !(m?.ignoreUriCase ?? false);
+  out.case_sensitive = { value: !(m?.ignoreUriCase ?? false) };
   const headers: Json[] = [];
   for (const name of Object.keys(m?.headers ?? {}).sort()) headers.push(headerMatcher(name.toLowerCase(), m!.headers![name]!, false));
   for (const name of Object.keys(m?.withoutHeaders ?? {}).sort()) headers.push(headerMatcher(name.toLowerCase(), m!.withoutHeaders![name]!, true));
@@ -190,7 +190,7 @@ export function translateHttpRoute(route: HTTPRoute, index: number, vs: IndexedV
   if (destinations.length === 1) action.cluster = destinationCluster(destinations[0]!.destination, vsNs, local);
   else if (destinations.length > 1) {
     action.weighted_clusters = {
-      clusters: destinations.map((d) => ({ name: destinationCluster(d.destination, vsNs, local), weight: d.weight ?? 0 })),
+      clusters: destinations.map((d) => ({ name: destinationCluster(d.destination, vsNs, local), weight: { value: d.weight ?? 0 } })),
     };
   }
   action.timeout = route.timeout ? duration(route.timeout) : ZERO_DURATION;
@@ -250,7 +250,7 @@ export function defaultRoute(ctx: RouteContext): Json {
   const hash = hashPolicyFor({ host: ctx.service.hostname, port: { number: ctx.port } }, ctx.service.namespace, ctx);
   return compact({
     name: 'default',
-    match: { prefix: '/', case_sensitive: true },
+    match: { prefix: '/', case_sensitive: { value: true } },
     route: compact({
       cluster,
       timeout: ZERO_DURATION,

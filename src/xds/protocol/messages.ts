@@ -61,14 +61,11 @@ export interface DeltaDiscoveryResponse {
   control_plane?: string;
 }
 
-type StructValue = {
-  null_value?: number;
-  number_value?: number;
-  string_value?: string;
-  bool_value?: boolean;
-  struct_value?: { fields?: Record<string, StructValue> };
-  list_value?: { values?: StructValue[] };
-};
+/**
+ * google.protobuf.Value as decoded. protobufjs defines the well-known types itself with camelCase field names
+ * (stringValue), whatever the root's keepCase option, so both spellings are read.
+ */
+type StructValue = Record<string, any>;
 
 /** google.protobuf.Struct (decoded) → plain JSON. */
 export function structToJson(struct: { fields?: Record<string, StructValue> } | undefined | null): Record<string, unknown> {
@@ -77,12 +74,14 @@ export function structToJson(struct: { fields?: Record<string, StructValue> } | 
   return out;
 }
 
+const present = (x: unknown) => x !== undefined && x !== null;
+
 function valueToJson(v: StructValue): unknown {
-  if (v.struct_value) return structToJson(v.struct_value);
-  if (v.list_value) return (v.list_value.values ?? []).map(valueToJson);
-  if (v.string_value !== undefined && v.string_value !== null) return v.string_value;
-  if (v.number_value !== undefined && v.number_value !== null) return v.number_value;
-  if (v.bool_value !== undefined && v.bool_value !== null) return v.bool_value;
+  const struct = v.structValue ?? v.struct_value;
+  if (present(struct)) return structToJson(struct);
+  const list = v.listValue ?? v.list_value;
+  if (present(list)) return ((list.values ?? []) as StructValue[]).map(valueToJson);
+  for (const k of ['stringValue', 'string_value', 'numberValue', 'number_value', 'boolValue', 'bool_value']) if (present(v[k])) return v[k];
   return null;
 }
 
@@ -190,7 +189,7 @@ export const clientCodec = {
   },
 };
 
-/** A Struct for node metadata (client side). */
+/** A Struct for node metadata (client side), in protobufjs's camelCase spelling of the well-known types. */
 export function jsonToStruct(obj: Record<string, unknown>): { fields: Record<string, StructValue> } {
   const fields: Record<string, StructValue> = {};
   for (const [k, v] of Object.entries(obj)) fields[k] = jsonToValue(v);
@@ -198,10 +197,10 @@ export function jsonToStruct(obj: Record<string, unknown>): { fields: Record<str
 }
 
 function jsonToValue(v: unknown): StructValue {
-  if (v === null || v === undefined) return { null_value: 0 };
-  if (typeof v === 'string') return { string_value: v };
-  if (typeof v === 'number') return { number_value: v };
-  if (typeof v === 'boolean') return { bool_value: v };
-  if (Array.isArray(v)) return { list_value: { values: v.map(jsonToValue) } };
-  return { struct_value: jsonToStruct(v as Record<string, unknown>) };
+  if (v === null || v === undefined) return { nullValue: 0 };
+  if (typeof v === 'string') return { stringValue: v };
+  if (typeof v === 'number') return { numberValue: v };
+  if (typeof v === 'boolean') return { boolValue: v };
+  if (Array.isArray(v)) return { listValue: { values: v.map(jsonToValue) } };
+  return { structValue: jsonToStruct(v as Record<string, unknown>) };
 }
