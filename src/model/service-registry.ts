@@ -115,7 +115,7 @@ export function buildRegistry(config: ConfigSnapshot, mesh: MeshConfig): Registr
       ...(p.targetPort ? { targetPort: p.targetPort } : {}),
     }));
     const dnsOk = resolution === 'DNS' || resolution === 'DNS_ROUND_ROBIN';
-    let eps: Endpoint[] = [];
+    const eps: Endpoint[] = [];
     if (s.endpoints) {
       for (const e of s.endpoints) {
         const we = { ...se, kind: 'ServiceEntry', spec: e } as ConfigObject<WorkloadEntrySpec>;

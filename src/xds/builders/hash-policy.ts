@@ -7,7 +7,7 @@ import type { Destination } from '../../config/kinds/virtual-service.ts';
 import { resolveShortName } from '../../model/hosts.ts';
 import type { Json } from './common.ts';
 import { duration } from './common.ts';
-import type { RouteContext } from './route.ts';
+import type { RouteContext } from './route-context.ts';
 import { effectivePolicy } from './traffic-policy.ts';
 
 export function hashPolicyFor(d: Destination, vsNamespace: string, ctx: RouteContext): Json[] {

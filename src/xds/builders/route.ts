@@ -6,21 +6,12 @@
 import type { Destination, HTTPMatchRequest, HTTPRoute, HTTPRetry } from '../../config/kinds/virtual-service.ts';
 import { resolveShortName } from '../../model/hosts.ts';
 import { clusterName, MESH_GATEWAY } from '../../model/names.ts';
-import type { ProxyView } from '../../model/proxy-view.ts';
-import type { PushContext, IndexedVirtualService } from '../../model/push-context.ts';
-import type { Service } from '../../model/service.ts';
+import type { IndexedVirtualService } from '../../model/push-context.ts';
 import { compact, duration, fractionalPercent, GRPC_STATUS, hundredPercent, ZERO_DURATION, type Json } from './common.ts';
 import { hashPolicyFor } from './hash-policy.ts';
+import type { RouteContext } from './route-context.ts';
 
-export interface RouteContext {
-  push: PushContext;
-  view: ProxyView;
-  service: Service;
-  /** The listener / route-config port. */
-  port: number;
-  proxyless: boolean;
-  note: (message: string) => void;
-}
+export type { RouteContext };
 
 export const FAULT_FILTER = 'envoy.filters.http.fault';
 

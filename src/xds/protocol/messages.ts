@@ -79,8 +79,8 @@ const present = (x: unknown) => x !== undefined && x !== null;
 function valueToJson(v: StructValue): unknown {
   const struct = v.structValue ?? v.struct_value;
   if (present(struct)) return structToJson(struct);
-  const list = v.listValue ?? v.list_value;
-  if (present(list)) return ((list.values ?? []) as StructValue[]).map(valueToJson);
+  const list: { values?: StructValue[] } | undefined = v.listValue ?? v.list_value;
+  if (list) return (list.values ?? []).map(valueToJson);
   for (const k of ['stringValue', 'string_value', 'numberValue', 'number_value', 'boolValue', 'bool_value']) if (present(v[k])) return v[k];
   return null;
 }

@@ -1,0 +1,81 @@
+/**
+ * The import rules of docs/architecture.md, enforced in `npm run lint` (and so in `npm test`).
+ * Type-only imports of the config kinds are allowed into the model: they are the Istio API's types (the schemas'
+ * single source of truth), not I/O.
+ */
+const IO_MODULES = ['fs', 'node:fs', 'fs/promises', 'node:fs/promises', 'net', 'node:net', 'http', 'node:http', 'https', 'node:https', 'child_process', 'node:child_process'];
+
+module.exports = {
+  forbidden: [
+    { name: 'no-circular', severity: 'error', from: {}, to: { circular: true } },
+    {
+      name: 'model-is-pure',
+      comment: 'model imports only shared (and the Istio API types); never sources, gRPC, fastify or Kubernetes.',
+      severity: 'error',
+      from: { path: '^src/model/' },
+      to: {
+        pathNot: ['^src/model/', '^src/shared/', '^src/config/kinds/', '^src/config/object\\.ts$'],
+        dependencyTypesNot: ['core'],
+      },
+    },
+    {
+      name: 'model-kinds-type-only',
+      severity: 'error',
+      from: { path: '^src/model/' },
+      to: { path: ['^src/config/'], dependencyTypesNot: ['type-only'] },
+    },
+    {
+      name: 'model-no-io',
+      severity: 'error',
+      from: { path: '^src/model/' },
+      to: { dependencyTypes: ['core', 'npm'], pathNot: [] },
+    },
+    {
+      name: 'generators-are-pure',
+      comment: 'generators and builders import model, proto and shared only: no I/O, no env, no gRPC.',
+      severity: 'error',
+      from: { path: '^src/xds/(generators|builders)/' },
+      to: {
+        pathNot: ['^src/xds/(generators|builders)/', '^src/model/', '^src/proto/types\\.ts$', '^src/shared/', '^src/config/kinds/'],
+      },
+    },
+    {
+      name: 'protocol-knows-no-istio',
+      comment: 'the ADS protocol layer imports proto and shared only.',
+      severity: 'error',
+      from: { path: '^src/xds/protocol/' },
+      to: { path: '^src/', pathNot: ['^src/xds/protocol/', '^src/proto/', '^src/shared/'] },
+    },
+    {
+      name: 'no-io-in-pure-layers',
+      severity: 'error',
+      from: { path: '^src/(model|xds/generators|xds/builders)/' },
+      to: { path: IO_MODULES.map((m) => `^${m.replace('/', '\\/')}$`) },
+    },
+    {
+      name: 'ca-and-webhook-never-import-xds',
+      severity: 'error',
+      from: { path: '^src/(ca|webhook)/' },
+      to: { path: '^src/xds/' },
+    },
+    {
+      name: 'only-app-composes',
+      comment: 'only app (and cli through app) may import across every layer.',
+      severity: 'error',
+      from: { path: '^src/', pathNot: ['^src/app/', '^src/cli/'] },
+      to: { path: '^src/(app|cli)/' },
+    },
+    {
+      name: 'cli-is-thin',
+      severity: 'error',
+      from: { path: '^src/cli/' },
+      to: { path: '^src/', pathNot: ['^src/cli/', '^src/app/', '^src/config/', '^src/shared/'] },
+    },
+  ],
+  options: {
+    doNotFollow: { path: 'node_modules' },
+    tsPreCompilationDeps: true,
+    tsConfig: { fileName: 'tsconfig.json' },
+    enhancedResolveOptions: { exportsFields: ['exports'], conditionNames: ['import', 'require', 'node', 'default'], extensions: ['.ts', '.js'] },
+  },
+};
