@@ -27,7 +27,7 @@ export async function startMesh(files: Record<string, string>, options: { deboun
     xdsPort: server.xdsPort,
     monitoringPort: server.monitoringPort,
     write: (f, text) => fs.writeFileSync(path.join(dir, f), text),
-    remove: (f) => fs.rmSync(path.join(dir, f)),
+    remove: (f) => fs.rmSync(path.join(dir, f), { force: true }),
     stop: async () => {
       const errors = server.generationErrors();
       await server.stop();
@@ -74,4 +74,16 @@ spec:
   endpoints:
 ${eps}
 `;
+}
+
+/** Fails when any connected proxy has NACKed anything: mizzen must never send what a client rejects. */
+export async function expectNoNacks(mesh: TestMesh): Promise<void> {
+  const res = await fetch(`http://127.0.0.1:${mesh.monitoringPort}/debug/syncz`);
+  const conns = (await res.json()) as Array<{ id: string; watches: Array<{ typeUrl: string; lastNack?: { message: string } }> }>;
+  const nacks = conns.flatMap((c) => c.watches.filter((w) => w.lastNack).map((w) => `${c.id} ${w.typeUrl}: ${w.lastNack!.message}`));
+  if (nacks.length > 0) throw new Error(`proxies rejected config:\n${nacks.join('\n')}`);
+}
+
+export function yamlDocs(...docs: string[]): string {
+  return docs.join('\n---\n');
 }

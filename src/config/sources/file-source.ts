@@ -111,8 +111,10 @@ export class FileSource implements ConfigSource {
       return;
     }
     const loaded = loadYamlText(text, rel, this.kinds, { defaultNamespace: this.defaultNamespace, now: () => new Date().toISOString() });
-    for (const e of loaded.errors) sink.rejected(e);
-    if (!loaded.parsed) return; // keep serving what the file held before
+    if (!loaded.parsed) {
+      for (const e of loaded.errors) sink.rejected(e);
+      return; // keep serving what the file held before
+    }
     const after = new Map<string, ConfigObject>();
     for (const o of loaded.objects) after.set(configKey(o.kind, o.metadata.namespace, o.metadata.name), o);
     // A refused object that existed before keeps its last good version.
@@ -124,6 +126,8 @@ export class FileSource implements ConfigSource {
     }
     for (const [k, o] of before) if (!after.has(k)) sink.delete(o.kind, o.metadata.namespace, o.metadata.name);
     for (const o of after.values()) sink.upsert(o);
+    // After the upserts: re-asserting a last good version must not clear the report of the refused edit.
+    for (const e of loaded.errors) sink.rejected(e);
     this.owned.set(file, after);
     if (loaded.ignored.length > 0) this.log.debug({ file: rel, kinds: loaded.ignored }, 'documents of kinds mizzen does not read were ignored');
   }

@@ -87,7 +87,8 @@ export function applyConnectionPool(cluster: Json, policy: EffectivePolicy | und
 /**
  * outlierDetection (istio-xds.md §4.5). gRPC (gRFC A50) only implements success-rate and failure-percentage ejection,
  * so for proxyless clients Istio's "N consecutive errors" is expressed as failure-percentage ejection: a host that
- * served at least N requests in the interval, all of them failed (100 %), is ejected. Envoy gets Istio's own mapping.
+ * served at least N requests in the interval and failed (nearly) all of them is ejected. gRPC ejects when the failure
+ * percentage is strictly greater than the threshold, hence 99. Envoy gets Istio's own mapping.
  */
 export function applyOutlierDetection(cluster: Json, policy: EffectivePolicy | undefined, o: ClusterOptions): void {
   const od = policy?.outlierDetection;
@@ -114,7 +115,7 @@ export function applyOutlierDetection(cluster: Json, policy: EffectivePolicy | u
     out.enforcing_local_origin_success_rate = { value: 0 };
   }
   if (o.proxyless && consecutive !== undefined && consecutive > 0) {
-    out.failure_percentage_threshold = { value: 100 };
+    out.failure_percentage_threshold = { value: 99 };
     out.enforcing_failure_percentage = { value: 100 };
     out.failure_percentage_request_volume = { value: consecutive };
     out.failure_percentage_minimum_hosts = { value: 1 };

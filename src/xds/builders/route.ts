@@ -7,7 +7,7 @@ import type { Destination, HTTPMatchRequest, HTTPRoute, HTTPRetry } from '../../
 import { resolveShortName } from '../../model/hosts.ts';
 import { clusterName, MESH_GATEWAY } from '../../model/names.ts';
 import type { IndexedVirtualService } from '../../model/push-context.ts';
-import { compact, duration, fractionalPercent, GRPC_STATUS, hundredPercent, ZERO_DURATION, type Json } from './common.ts';
+import { compact, duration, fractionalPercent, GRPC_STATUS, hundredPercent, struct, ZERO_DURATION, type Json } from './common.ts';
 import { hashPolicyFor } from './hash-policy.ts';
 import type { RouteContext } from './route-context.ts';
 
@@ -202,7 +202,7 @@ export function translateHttpRoute(route: HTTPRoute, index: number, vs: IndexedV
       route: destinations.length > 0 ? { ...action } : undefined,
       redirect: !ctx.proxyless && route.redirect ? redirectAction(route) : undefined,
       direct_response: !ctx.proxyless && route.directResponse ? directResponse(route) : undefined,
-      metadata: { filter_metadata: { istio: { config: `/apis/networking.istio.io/v1/namespaces/${vsNs}/virtual-service/${vs.object.metadata.name}` } } },
+      metadata: { filter_metadata: { istio: struct({ config: `/apis/networking.istio.io/v1/namespaces/${vsNs}/virtual-service/${vs.object.metadata.name}` }) } },
       typed_per_filter_config: fault ? { [FAULT_FILTER]: fault } : undefined,
     });
     if (!r.route && !r.redirect && !r.direct_response) continue;

@@ -5,7 +5,7 @@
 import { clusterName, parseClusterName } from '../../../model/names.ts';
 import { TypeUrl } from '../../../proto/types.ts';
 import { applyConnectionPool, applyLoadBalancer, applyOutlierDetection } from '../../builders/cluster.ts';
-import { adsConfigSource, type Json } from '../../builders/common.ts';
+import { adsConfigSource, struct, type Json } from '../../builders/common.ts';
 import { effectivePolicy } from '../../builders/traffic-policy.ts';
 import type { GenContext, ResourceGenerator } from '../generator.ts';
 
@@ -52,7 +52,7 @@ export const grpcClusters: ResourceGenerator = {
     applyLoadBalancer(cluster, policy, o);
     applyConnectionPool(cluster, policy, o);
     applyOutlierDetection(cluster, policy, o);
-    if (dr) cluster.metadata = { filter_metadata: { istio: { config: `/apis/networking.istio.io/v1/namespaces/${dr.object.metadata.namespace}/destination-rule/${dr.object.metadata.name}` } } };
+    if (dr) cluster.metadata = { filter_metadata: { istio: struct({ config: `/apis/networking.istio.io/v1/namespaces/${dr.object.metadata.namespace}/destination-rule/${dr.object.metadata.name}` }) } };
     return cluster;
   },
 };
