@@ -229,7 +229,7 @@ export class MizzenServer {
       },
       configz: () => ({ objects: this.store.count(), rejected: Object.fromEntries(this.rejected) }),
       registryz: () => this.provider.pushContext.registry.services,
-      pushStatus: () => ({ version: this.currentVersion, lastPush: this.lastPush, cache: this.provider.cacheStats() }),
+      pushStatus: () => ({ version: this.currentVersion, lastPush: this.lastPush, cache: this.provider.cacheStats(), leftOut: this.provider.currentNotes() }),
     };
   }
 

@@ -4,6 +4,7 @@
  * them into bytes once, and back into JSON for debug output.
  */
 import { createHash } from 'node:crypto';
+import { toProto3JSON } from 'proto3-json-serializer';
 import { messageType } from './root.ts';
 import { messageNameOf } from './types.ts';
 
@@ -26,13 +27,13 @@ export function contentVersion(bytes: Uint8Array): string {
   return createHash('sha1').update(bytes).digest('base64url').slice(0, 16);
 }
 
-/** Decodes resource bytes to Envoy's JSON form (for config_dump and tests). */
-export function decodeResource(typeUrl: string, bytes: Uint8Array): Record<string, unknown> {
+/**
+ * Decodes resource bytes to canonical proto3 JSON, as Envoy's config_dump shows it (durations `"10s"`, wrappers as
+ * plain values, nested Any expanded with `@type`), for /debug/config_dump and tests.
+ */
+export function decodeResource(typeUrl: string, bytes: Uint8Array): Record<string, any> {
   const type = messageType(messageNameOf(typeUrl));
-  return type.toObject(type.decode(bytes), { json: true, enums: String, longs: Number, defaults: false }) as Record<
-    string,
-    unknown
-  >;
+  return toProto3JSON(type.decode(bytes) as never) as Record<string, any>;
 }
 
 /** `{"@type": …}` for a nested Any, the shape protobufjs's Any wrapper expects. */

@@ -73,6 +73,11 @@ export class MeshResourceProvider implements ResourceProvider<ProxyState> {
     }
   }
 
+  /** Features left out for some proxy type in the current push context (also logged once each). */
+  currentNotes(): string[] {
+    return [...this.notes].sort();
+  }
+
   cacheStats(): { entries: number; hits: number; misses: number } {
     return { entries: this.cache.size, hits: this.cache.hits, misses: this.cache.misses };
   }

@@ -1,0 +1,58 @@
+/**
+ * Translation without the network: Istio YAML + a proxy description → the xDS resources mizzen would send, decoded.
+ * Used by scenario goldens and the seeds table. Goes through the same provider, cache and encoder as `serve`.
+ */
+import { allKinds } from '../../src/config/kinds/all.ts';
+import { loadYamlText } from '../../src/config/sources/load-file.ts';
+import type { ConfigError } from '../../src/config/object.ts';
+import { ConfigStore } from '../../src/model/config-store.ts';
+import { DEFAULT_MESH } from '../../src/model/mesh.ts';
+import { PushContext } from '../../src/model/push-context.ts';
+import { decodeResource } from '../../src/proto/encode.ts';
+import { TypeUrl } from '../../src/proto/types.ts';
+import { silentLogger } from '../../src/shared/log.ts';
+import { MeshResourceProvider } from '../../src/xds/mesh-provider.ts';
+
+export interface ProxySpec {
+  id: string;
+  metadata: Record<string, unknown>;
+  locality?: { region?: string; zone?: string; sub_zone?: string };
+  /** Listener names to request; omitted = wildcard. RDS/EDS follow from what LDS/CDS name, as a client would. */
+  listeners?: string[];
+}
+
+export interface Translation {
+  refused: ConfigError[];
+  notes: string[];
+  lds: Array<Record<string, any>>;
+  rds: Array<Record<string, any>>;
+  cds: Array<Record<string, any>>;
+  eds: Array<Record<string, any>>;
+  generationErrors: number;
+}
+
+export function translate(yaml: string, proxy: ProxySpec): Translation {
+  const loaded = loadYamlText(yaml, 'config.yaml', allKinds, { defaultNamespace: 'default', now: () => '2026-01-01T00:00:00Z' });
+  const store = new ConfigStore();
+  for (const o of loaded.objects) store.upsert(o);
+  const provider = new MeshResourceProvider(new PushContext(store.snapshot(), DEFAULT_MESH), silentLogger);
+  const state = provider.connect({ id: proxy.id, cluster: '', metadata: proxy.metadata, ...(proxy.locality ? { locality: proxy.locality } : {}) });
+  const fetch = (typeUrl: string, names: string[] | undefined) => {
+    const set = provider.resources(state, { typeUrl, wildcard: names === undefined, names: new Set(names ?? []), revision: 0 });
+    return [...set.resources.values()].map((r) => decodeResource(typeUrl, r.bytes));
+  };
+  const lds = fetch(TypeUrl.Listener, proxy.listeners);
+  const routeNames = lds.map((l: any) => l.api_listener?.api_listener?.rds?.route_config_name).filter(Boolean);
+  const rds = routeNames.length > 0 ? fetch(TypeUrl.RouteConfiguration, routeNames) : [];
+  const cds = fetch(TypeUrl.Cluster, undefined);
+  const eds = fetch(TypeUrl.ClusterLoadAssignment, cds.filter((c: any) => c.type === 'EDS').map((c: any) => c.name));
+  return { refused: loaded.errors, notes: provider.currentNotes(), lds, rds, cds, eds, generationErrors: provider.generationErrors };
+}
+
+export function grpcProxy(namespace: string, labels: Record<string, string> = {}, listeners?: string[]): ProxySpec {
+  return {
+    id: `sidecar~10.0.0.1~client-0.${namespace}~${namespace}.svc.cluster.local`,
+    metadata: { GENERATOR: 'grpc', NAMESPACE: namespace, LABELS: labels },
+    ...(listeners ? { listeners } : {}),
+  };
+}
