@@ -388,6 +388,8 @@ describe.each(['sotw', 'delta'] as const)('xDS conformance over %s', (mode: AdsM
     await fetchAcked(c, LDS);
     await fetchAcked(c, RDS, [C.alpha, C.gamma]);
     await c.expectNone(100);
+    const endpointPushes = await counter('pilot_push_triggers', 'endpoint');
+    const configPushes = await counter('pilot_push_triggers', 'config');
 
     const port = moveGammaEndpoint();
     const eds = await c.next(EDS);
@@ -396,6 +398,9 @@ describe.each(['sotw', 'delta'] as const)('xDS conformance over %s', (mode: AdsM
     expect(eds.removed).toEqual([]);
     c.ack(eds);
     await c.expectNone(400);
+    // It was planned as an endpoint (incremental) push, not a full one.
+    expect(await counter('pilot_push_triggers', 'endpoint')).toBe(endpointPushes + 1);
+    expect(await counter('pilot_push_triggers', 'config')).toBe(configPushes);
   });
 
   it('a request with a stale nonce is ignored and counted', async () => {
