@@ -222,7 +222,7 @@ export class MizzenServer {
         for (const w of conn.watches.values()) {
           const short = shortTypeName(w.typeUrl);
           if (types && !types.includes(short)) continue;
-          const set = this.provider.resources(conn.proxy, { typeUrl: w.typeUrl, wildcard: w.wildcard, names: w.names, revision: w.revision });
+          const set = this.provider.resources(conn.proxy, conn.subscription(w));
           out[short] = [...set.resources.values()].map((r) => decodeResource(w.typeUrl, r.bytes));
         }
         return out;

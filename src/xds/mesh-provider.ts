@@ -21,8 +21,6 @@ import { StreamRefusal, type ResourceProvider, type ResourceSet, type Subscripti
 export interface ProxyState {
   proxy: Proxy;
   memo: ReadMemo;
-  /** Per type: the subscription revision and the set key computed for it. */
-  setKeys: Map<string, { revision: number; key: string }>;
 }
 
 const GENERATORS_BY_KIND: Record<'grpc' | 'envoy', Partial<Record<string, ResourceGenerator>>> = {
@@ -85,7 +83,7 @@ export class MeshResourceProvider implements ResourceProvider<ProxyState> {
   connect(node: NodeInfo): ProxyState {
     const parsed = parseProxy(node);
     if (!parsed.ok) throw new StreamRefusal(3 /* INVALID_ARGUMENT */, parsed.errors);
-    return { proxy: parsed.value, memo: new ReadMemo(parsed.value), setKeys: new Map() };
+    return { proxy: parsed.value, memo: new ReadMemo(parsed.value) };
   }
 
   disconnect(): void {}
@@ -133,18 +131,6 @@ export class MeshResourceProvider implements ResourceProvider<ProxyState> {
     return value ?? undefined;
   }
 
-  private setKey(state: ProxyState, sub: Subscription): string {
-    if (sub.wildcard && sub.names.size === 0) return '*';
-    const memo = state.setKeys.get(sub.typeUrl);
-    if (memo && memo.revision === sub.revision) return memo.key;
-    const h = createHash('sha1');
-    h.update(sub.wildcard ? '*\n' : '\n');
-    for (const n of [...sub.names].sort()) h.update(`${n}\n`);
-    const key = h.digest('base64url');
-    state.setKeys.set(sub.typeUrl, { revision: sub.revision, key });
-    return key;
-  }
-
   resources(state: ProxyState, sub: Subscription, only?: ReadonlySet<string>): ResourceSet {
     const gen = this.generatorFor(state, sub.typeUrl);
     if (!gen) return { resources: new Map(), version: 'none' };
@@ -156,7 +142,7 @@ export class MeshResourceProvider implements ResourceProvider<ProxyState> {
       }
       return { resources: out };
     }
-    const key = `${sub.typeUrl}\0set\0${this.setKey(state, sub)}`;
+    const key = `${sub.typeUrl}\0set\0${sub.key}`;
     const hit = this.cache.get<ResourceSet>(key, state.memo);
     if (hit) return hit.value;
     const view = new RecordingView(state.proxy);

@@ -6,7 +6,7 @@
 import { randomBytes } from 'node:crypto';
 import type { Logger } from '../../shared/log.ts';
 import type { NodeInfo } from './messages.ts';
-import type { ProtocolObserver, PushRequest, ResourceProvider, ResourceSet, Subscription } from './provider.ts';
+import { StreamRefusal, type ProtocolObserver, type PushRequest, type ResourceProvider, type ResourceSet, type Subscription } from './provider.ts';
 import { newWatch, watchStatus, type WatchState, type WatchStatus } from './watch.ts';
 
 export interface ConnectionDeps<P> {
@@ -67,10 +67,11 @@ export abstract class Connection<P> {
 
   abstract readonly mode: 'sotw' | 'delta';
 
-  /** Sets up the proxy from the first request's node. Returns false when the provider refused it (it threw). */
+  /** Sets up the proxy from the first request's node; throws StreamRefusal when there is none or it is refused. */
   protected identify(node: NodeInfo | undefined): void {
     if (this.proxy !== undefined) return;
-    if (!node) throw new Error('the first request on a stream must carry a node');
+    // The client's mistake, not ours: INVALID_ARGUMENT, as istiod answers ("missing node information").
+    if (!node) throw new StreamRefusal(3, 'missing node information: the first request on a stream must carry a node');
     this.proxy = this.deps.provider.connect(node, this.peer);
     this.node = node;
     const idPart = node.id.split('~')[2] || node.id || 'unknown';
@@ -92,8 +93,9 @@ export abstract class Connection<P> {
     return `${this.noncePrefix}-${++this.nonceCounter}`;
   }
 
-  protected subscription(w: WatchState): Subscription {
-    return { typeUrl: w.typeUrl, wildcard: w.wildcard, names: w.names, revision: w.revision };
+  /** The watch as the provider sees it. */
+  subscription(w: WatchState): Subscription {
+    return { typeUrl: w.typeUrl, wildcard: w.wildcard, names: w.names.names, key: `${w.wildcard ? '*' : ''}${w.names.key}` };
   }
 
   protected generate(w: WatchState, only?: ReadonlySet<string>): ResourceSet {
@@ -127,7 +129,7 @@ export abstract class Connection<P> {
     try {
       for (const typeUrl of this.deps.typeOrder) {
         const w = this.watches.get(typeUrl);
-        if (!w || (!w.wildcard && w.names.size === 0)) continue;
+        if (!w || (!w.wildcard && w.names.names.size === 0)) continue;
         if (req.full) {
           this.respond(w, req, undefined);
           continue;
@@ -135,7 +137,7 @@ export abstract class Connection<P> {
         const changed = req.names?.get(typeUrl);
         if (!changed) continue;
         const only = new Set<string>();
-        for (const n of changed) if (w.wildcard || w.names.has(n)) only.add(n);
+        for (const n of changed) if (w.wildcard || w.names.names.has(n)) only.add(n);
         if (only.size > 0) this.respond(w, req, only);
       }
       this.deps.observer.pushed?.(this.id, this.deps.now() - req.start);

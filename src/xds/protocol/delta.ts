@@ -6,6 +6,7 @@
 import { Connection } from './connection.ts';
 import { encodeDeltaDiscoveryResponse, type DeltaDiscoveryRequest } from './messages.ts';
 import type { PushRequest, Resource } from './provider.ts';
+import { internNames } from './name-sets.ts';
 import { LEGACY_WILDCARD_TYPES, type WatchState } from './watch.ts';
 
 export class DeltaConnection<P> extends Connection<P> {
@@ -37,23 +38,25 @@ export class DeltaConnection<P> extends Connection<P> {
       if (req.resource_names_subscribe.length === 0 && LEGACY_WILDCARD_TYPES.has(w.typeUrl)) w.wildcard = true;
     }
     const added = new Set<string>();
-    const before = `${w.wildcard}/${w.names.size}`;
+    const names = new Set(w.names.names);
+    const wildcardBefore = w.wildcard;
     for (const n of req.resource_names_subscribe) {
       if (n === '*') w.wildcard = true;
-      else if (!w.names.has(n)) {
-        w.names.add(n);
+      else if (!names.has(n)) {
+        names.add(n);
         added.add(n);
       }
     }
+    let removedAny = false;
     for (const n of req.resource_names_unsubscribe) {
       if (n === '*') w.wildcard = false;
-      else {
-        w.names.delete(n);
+      else if (names.delete(n)) {
+        removedAny = true;
         if (!w.wildcard) w.sent.delete(n);
       }
     }
-    if (`${w.wildcard}/${w.names.size}` !== before || added.size > 0 || req.resource_names_unsubscribe.length > 0) {
-      w.revision++;
+    if (added.size > 0 || removedAny || w.wildcard !== wildcardBefore) {
+      w.names = internNames(names);
       w.sentSetVersion = undefined;
     }
     if (fresh) {
@@ -67,7 +70,7 @@ export class DeltaConnection<P> extends Connection<P> {
   }
 
   protected respond(w: WatchState, push: PushRequest | undefined, only: ReadonlySet<string> | undefined, initial = false): void {
-    if (!w.wildcard && w.names.size === 0) return;
+    if (!w.wildcard && w.names.names.size === 0) return;
     const set = this.generate(w, only);
     if (!initial && !only && set.version !== undefined && set.version === w.sentSetVersion) return;
     const current = set.resources;
@@ -75,18 +78,22 @@ export class DeltaConnection<P> extends Connection<P> {
     for (const r of current.values()) if (w.sent.get(r.name) !== r.version) changed.push(r);
 
     const removed: string[] = [];
-    const scope: Iterable<string> = only ?? (w.wildcard ? [...w.sent.keys(), ...w.names] : w.names);
+    const scope: Iterable<string> = only ?? (w.wildcard ? [...w.sent.keys(), ...w.names.names] : w.names.names);
     const missing = this.announceMissing.get(w.typeUrl);
     for (const n of new Set(scope)) {
       if (current.has(n)) continue;
       const held = w.sent.has(n);
-      if (held || missing?.has(n) || (initial && w.names.has(n))) removed.push(n);
+      if (held || missing?.has(n) || (initial && w.names.names.has(n))) removed.push(n);
       w.sent.delete(n);
     }
     this.announceMissing.delete(w.typeUrl);
-    if (!only) w.sentSetVersion = set.version;
+    // After a whole-set response the stream holds exactly the shared set; after a partial one, an overlay on it.
+    if (only) for (const r of changed) w.sent.set(r.name, r.version);
+    else {
+      w.sentSetVersion = set.version;
+      w.sent.replaceAll(current);
+    }
     if (changed.length === 0 && removed.length === 0 && !initial) return;
-    for (const r of changed) w.sent.set(r.name, r.version);
 
     const version = push?.version ?? this.deps.currentVersion();
     const nonce = this.nextNonce();

@@ -13,8 +13,8 @@ export interface Subscription {
   /** Wildcard: "everything of this type" (an LDS/CDS first request with no names, or the name `*`). */
   wildcard: boolean;
   names: ReadonlySet<string>;
-  /** Changes whenever `wildcard` or `names` change, so providers can memoize per subscription. */
-  revision: number;
+  /** Content key of (wildcard, names): streams with equal keys subscribe to the same thing. */
+  key: string;
 }
 
 /** The resources for one subscription. `version` (when given) identifies the whole set: equal version, equal set. */

@@ -9,6 +9,7 @@
 import { Connection } from './connection.ts';
 import { encodeDiscoveryResponse, type DiscoveryRequest } from './messages.ts';
 import type { PushRequest, Resource } from './provider.ts';
+import { internNames } from './name-sets.ts';
 import { ALL_RESOURCES_REQUIRED, LEGACY_WILDCARD_TYPES, type WatchState } from './watch.ts';
 
 export class SotwConnection<P> extends Connection<P> {
@@ -21,7 +22,9 @@ export class SotwConnection<P> extends Connection<P> {
       return;
     }
     const w = this.watch(req.type_url);
-    const first = w.nonceSent === undefined && req.response_nonce === '';
+    // The first request for a type on this stream starts a watch even if it carries a nonce: a client reconnecting
+    // (possibly to another replica) may echo the nonce of its previous stream (istiod's shouldRespond does the same).
+    const first = w.nonceSent === undefined;
 
     if (req.error_detail) {
       if (req.response_nonce === w.nonceSent) this.recordNack(w, req.response_nonce, req.error_detail.message);
@@ -29,11 +32,11 @@ export class SotwConnection<P> extends Connection<P> {
       if (this.updateNames(w, req.resource_names, first)) this.respond(w, undefined, undefined);
       return;
     }
-    if (req.response_nonce !== '' && req.response_nonce !== w.nonceSent) {
+    if (!first && req.response_nonce !== '' && req.response_nonce !== w.nonceSent) {
       this.deps.observer.expiredNonce?.(w.typeUrl);
       return;
     }
-    const isAck = req.response_nonce !== '' && req.response_nonce === w.nonceSent;
+    const isAck = !first && req.response_nonce !== '' && req.response_nonce === w.nonceSent;
     if (isAck) this.recordAck(w, req.response_nonce);
     const namesChanged = this.updateNames(w, req.resource_names, first);
     if (!isAck) {
@@ -48,21 +51,22 @@ export class SotwConnection<P> extends Connection<P> {
   /** Updates the watch's names; returns true when the subscription changed. */
   private updateNames(w: WatchState, names: string[], first: boolean): boolean {
     const wildcard = names.includes('*') || (names.length === 0 && LEGACY_WILDCARD_TYPES.has(w.typeUrl) && (first || w.wildcard));
-    const next = new Set(names.filter((n) => n !== '*'));
-    let changed = wildcard !== w.wildcard || next.size !== w.names.size;
-    if (!changed) for (const n of next) if (!w.names.has(n)) changed = true;
+    const plain = names.filter((n) => n !== '*');
+    const current = w.names.names;
+    let changed = wildcard !== w.wildcard || new Set(plain).size !== current.size;
+    if (!changed) for (const n of plain) if (!current.has(n)) changed = true;
     if (!changed) return false;
+    const next = internNames(plain);
     w.wildcard = wildcard;
     w.names = next;
-    w.revision++;
     w.sentSetVersion = undefined;
     // Forget what was sent for names no longer watched, so re-subscribing sends them again.
-    if (!wildcard) for (const n of [...w.sent.keys()]) if (!next.has(n)) w.sent.delete(n);
+    if (!wildcard) for (const n of [...w.sent.keys()]) if (!next.names.has(n)) w.sent.delete(n);
     return true;
   }
 
   protected respond(w: WatchState, push: PushRequest | undefined, only: ReadonlySet<string> | undefined, force = false): void {
-    if (!w.wildcard && w.names.size === 0 && !ALL_RESOURCES_REQUIRED.has(w.typeUrl)) return;
+    if (!w.wildcard && w.names.names.size === 0 && !ALL_RESOURCES_REQUIRED.has(w.typeUrl)) return;
     const allRequired = ALL_RESOURCES_REQUIRED.has(w.typeUrl);
     // LDS/CDS must be sent whole, so an incremental push regenerates the whole type.
     const set = this.generate(w, allRequired ? undefined : only);
@@ -74,7 +78,7 @@ export class SotwConnection<P> extends Connection<P> {
       if (!changed) for (const r of current.values()) if (w.sent.get(r.name) !== r.version) changed = true;
       if (!changed) return;
       out = [...current.values()];
-      w.sent = new Map(out.map((r) => [r.name, r.version]));
+      w.sent.replaceAll(current);
     } else {
       out = [];
       for (const r of current.values()) {
@@ -83,6 +87,8 @@ export class SotwConnection<P> extends Connection<P> {
           w.sent.set(r.name, r.version);
         }
       }
+      // A whole-set response leaves the stream holding exactly the shared set.
+      if (!only) w.sent.replaceAll(current);
       if (out.length === 0 && !force) {
         if (!only) w.sentSetVersion = set.version;
         return;

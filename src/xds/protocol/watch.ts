@@ -1,14 +1,16 @@
 /** Per-stream, per-type state: what the client subscribed to, what it was sent, what it acknowledged. */
+import { EMPTY_NAMES, type NameSet } from './name-sets.ts';
+import { SentVersions } from './sent-versions.ts';
+
 export interface WatchState {
   typeUrl: string;
   wildcard: boolean;
-  names: Set<string>;
-  /** Bumped on every subscription change. */
-  revision: number;
+  /** Subscribed names, interned (shared by streams subscribing to the same names; never mutated). */
+  names: NameSet;
   /** Version of the complete set last sent, when a response sent the whole set. */
   sentSetVersion?: string;
   /** name → version of what the client has been sent (it holds it, or rejected it and kept its older copy). */
-  sent: Map<string, string>;
+  sent: SentVersions;
   nonceSent?: string;
   versionSent?: string;
   sentAt?: number;
@@ -21,7 +23,7 @@ export interface WatchState {
 }
 
 export function newWatch(typeUrl: string): WatchState {
-  return { typeUrl, wildcard: false, names: new Set(), revision: 0, sent: new Map() };
+  return { typeUrl, wildcard: false, names: EMPTY_NAMES, sent: new SentVersions() };
 }
 
 /** LDS and CDS responses must hold every resource in SotW: a missing name means "deleted" (xDS protocol spec). */
@@ -50,7 +52,7 @@ export function watchStatus(w: WatchState): WatchStatus {
   return {
     typeUrl: w.typeUrl,
     wildcard: w.wildcard,
-    subscribed: w.names.size,
+    subscribed: w.names.names.size,
     sent: w.sent.size,
     versionSent: w.versionSent,
     nonceSent: w.nonceSent,
