@@ -55,6 +55,8 @@ export class AdsStream {
   private readonly named = new Map<string, NamedState>();
   private readonly acked = new Set<string>();
   fullAt = Number.NaN;
+  /** When each type first became complete (LDS/CDS: first ACK; RDS/EDS: every subscribed name received). */
+  readonly completeAt = new Map<string, number>();
   /** Stream 0 checks that the derived route names really are the listeners' rds.route_config_name. */
   private readonly checkRoutes: boolean;
 
@@ -88,6 +90,7 @@ export class AdsStream {
     // LDS / CDS: ACK first, then (re)subscribe the names they point at, as a client does.
     this.ack(r, undefined);
     this.acked.add(r.typeUrl);
+    if (!this.completeAt.has(r.typeUrl)) this.completeAt.set(r.typeUrl, now());
     if (r.typeUrl === TypeUrl.Cluster) this.resubscribe(TypeUrl.ClusterLoadAssignment, r.names, r.removed);
     else if (r.typeUrl === TypeUrl.Listener) {
       const routes = r.names.map(routeNameOf);
@@ -119,6 +122,7 @@ export class AdsStream {
     s.nonce = r.nonce;
     this.ack(r, s.list);
     this.acked.add(r.typeUrl);
+    if (s.subN > 0 && s.gotN === s.subN && !this.completeAt.has(r.typeUrl)) this.completeAt.set(r.typeUrl, now());
     this.obs.acked(this, r.typeUrl, ids, bytes, now());
     this.checkFull();
   }

@@ -57,6 +57,14 @@ interface ActiveChange {
   done: number;
 }
 
+const typeNames: Record<string, string> = {
+  Cluster: 'envoy.config.cluster.v3.Cluster',
+  ClusterLoadAssignment: 'envoy.config.endpoint.v3.ClusterLoadAssignment',
+  Listener: 'envoy.config.listener.v3.Listener',
+  RouteConfiguration: 'envoy.config.route.v3.RouteConfiguration',
+};
+const peakRssMB = () => process.resourceUsage().maxRSS / 1024;
+
 const streams: AdsStream[] = [];
 const calls: grpc.ClientDuplexStream<Buffer, Buffer>[] = [];
 const clients: grpc.Client[] = [];
@@ -99,6 +107,14 @@ function finishSync(): void {
     t: 'synced',
     t0,
     perProxyMs: streams.map((s) => s.fullAt - t0),
+    // Where the sync time goes: per type, when each stream had it complete (ms since the streams were opened).
+    perTypeMs: Object.fromEntries(
+      ['Cluster', 'ClusterLoadAssignment', 'Listener', 'RouteConfiguration'].map((short) => [
+        short,
+        streams.map((s) => (s.completeAt.get(`type.googleapis.com/${typeNames[short]}`) ?? Number.NaN) - t0),
+      ]),
+    ),
+    loadgenPeakRssMB: peakRssMB(),
     traffic,
     loadgenCpuSeconds: cpuSeconds(),
   });

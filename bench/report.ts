@@ -44,6 +44,7 @@ export interface ChangeSummary {
   perChangeResponses: Record<string, number>;
   perChangeBytes: number;
   serverCpuSecondsPerChange: number;
+  loadgenCpuSecondsPerChange: number;
   perChange: Array<{ id: number; service: string; lastAckMs: number | null; p50Ms: number; missing: number }>;
 }
 
@@ -54,6 +55,7 @@ export function summarizeChanges(samples: ChangeSample[]): ChangeSummary {
   const responses: Record<string, number> = {};
   let bytes = 0;
   let cpu = 0;
+  let lgCpu = 0;
   const perChange = samples.map((s) => {
     const got = s.perProxyMs.filter((x): x is number => x !== null);
     const miss = s.perProxyMs.length - got.length;
@@ -65,6 +67,7 @@ export function summarizeChanges(samples: ChangeSample[]): ChangeSummary {
     for (const [k, v] of Object.entries(s.traffic.responses)) responses[k] = (responses[k] ?? 0) + v;
     bytes += s.traffic.total;
     cpu += s.serverCpuSeconds;
+    lgCpu += s.loadgenCpuSeconds;
     return { id: s.id, service: s.service, lastAckMs: lastAck, p50Ms: dist(got).p50, missing: miss };
   });
   const n = Math.max(1, samples.length);
@@ -77,6 +80,7 @@ export function summarizeChanges(samples: ChangeSample[]): ChangeSummary {
     perChangeResponses: Object.fromEntries(Object.entries(responses).map(([k, v]) => [k, v / n])),
     perChangeBytes: bytes / n,
     serverCpuSecondsPerChange: cpu / n,
+    loadgenCpuSecondsPerChange: lgCpu / n,
     perChange,
   };
 }
@@ -115,6 +119,7 @@ export function table(r: any): string {
     row('  per proxy p50 / p99 / max', fmtDist(r.sync.perProxyMs));
     row('  bytes per proxy', fmtBytes(r.sync.bytesPerProxy));
     row('  responses (all proxies)', fmtCounts(r.sync.traffic.responses));
+    for (const [type, d] of Object.entries((r.sync.perTypeCompleteMs ?? {}) as Record<string, Dist>)) row(`  ${type} complete p50 / p99 / max`, fmtDist(d));
     row('  CPU seconds server / loadgen', `${r.sync.serverCpuSeconds.toFixed(1)} / ${r.sync.loadgenCpuSeconds.toFixed(1)}`);
   }
   for (const [key, label, target] of [
@@ -127,11 +132,12 @@ export function table(r: any): string {
     row('  every proxy p50 / p99 / max', fmtDist(c.allSamplesMs));
     row('  changes / missed ACKs', `${c.changes} / ${c.missing}`);
     row('  pushed per change', `${fmtCounts(c.perChangeResponses)}; ${fmtBytes(c.perChangeBytes)}`);
-    row('  server CPU s per change', c.serverCpuSecondsPerChange.toFixed(2));
+    row('  CPU s per change server / loadgen', `${c.serverCpuSecondsPerChange.toFixed(2)} / ${c.loadgenCpuSecondsPerChange.toFixed(2)}`);
   }
   const m = r.memory;
   row('server RSS idle / synced / end', `${fmtMB(m.idleMB)} / ${fmtMB(m.afterSyncMB)} / ${fmtMB(m.endMB)}`);
   row('server peak RSS (VmHWM)', fmtMB(m.peakMB), verdict('RSS'));
+  if (r.loadgen) row('load generator peak RSS / CPU s', `${fmtMB(r.loadgen.peakRssMB)} / ${r.loadgen.cpuSecondsTotal.toFixed(1)}`);
   if (r.serverCpuSecondsTotal !== undefined) row('server CPU seconds, whole run', r.serverCpuSecondsTotal.toFixed(1));
   if (r.metrics && Object.keys(r.metrics).length) row('server /metrics at end', '');
   // Prometheus series grouped by metric: `pilot_xds_pushes  cds 200, eds 4200, …`.

@@ -137,6 +137,7 @@ async function initialSync(server: ServerProcess, lg: Loadgen): Promise<void> {
       traffic: m.traffic,
       serverCpuSeconds: cpuSecondsOf(server.pid) - cpu0,
       loadgenCpuSeconds: m.loadgenCpuSeconds,
+      perTypeCompleteMs: Object.fromEntries(Object.entries(m.perTypeMs as Record<string, number[]>).map(([k, v]) => [k, dist(v)])),
       rssTimeline: timeline,
     };
   } finally {
@@ -215,6 +216,11 @@ async function main(): Promise<number> {
       result.memory.endMB = m.rssMB;
       result.memory.peakMB = m.peakRssMB;
       result.serverCpuSecondsTotal = cpuSecondsOf(server.pid);
+    }
+    if (lg?.child.pid && lg.child.exitCode === null) {
+      result.loadgen = { peakRssMB: memoryOf(lg.child.pid).peakRssMB, cpuSecondsTotal: cpuSecondsOf(lg.child.pid) };
+    }
+    if (server.child.exitCode === null) {
       result.metrics = await scrapeMetrics(server.monitoringPort, ['pilot_xds', 'pilot_xds_pushes', 'pilot_total_xds_rejects', 'pilot_xds_expired_nonce', 'pilot_total_xds_internal_errors', 'pilot_push_triggers']);
     }
     stopping = true;

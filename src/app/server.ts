@@ -253,7 +253,14 @@ export class MizzenServer {
     await this.monitoring?.close();
     if (this.grpcServer) {
       const server = this.grpcServer;
-      await new Promise<void>((resolve) => server.tryShutdown(() => resolve()));
+      // Graceful for up to 5 s, then forced: a client that never lets go must not hold shutdown forever.
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, 5000);
+        server.tryShutdown(() => {
+          clearTimeout(timer);
+          resolve();
+        });
+      });
       server.forceShutdown();
     }
   }

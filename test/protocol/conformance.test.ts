@@ -369,7 +369,7 @@ describe.each(['sotw', 'delta'] as const)('xDS conformance over %s', (mode: AdsM
 
   // istiod (pilot/pkg/xds/ads.go shouldRespond) answers a type's first request on a stream even when it carries a
   // response_nonce, e.g. from the stream to a previous istiod ("INIT/RECONNECT": ResponseNonce == "" || previousInfo == nil).
-  (mode === 'sotw' ? it.fails : it)('a reconnecting client whose first request carries a nonce from its old stream is answered', async () => {
+  it('a reconnecting client whose first request carries a nonce from its old stream is answered', async () => {
     const c1 = open({ pod: 'renonce' });
     const cds = await fetchAcked(c1, CDS);
     c1.close();
@@ -448,6 +448,35 @@ describe.each(['sotw', 'delta'] as const)('xDS conformance over %s', (mode: AdsM
     expect(c.received).toEqual([]);
     const conns = await debug<SyncConn[]>('/debug/syncz');
     expect(conns.map((x) => x.node)).not.toContain(id);
+  });
+
+  // istiod answers a first request without a node with InvalidArgument ("missing node information"): it is the
+  // client's error, not the server's (INTERNAL would be wrong).
+  it('a first request without a node ends the stream with INVALID_ARGUMENT', async () => {
+    const c = open();
+    if (mode === 'sotw') c.sendSotw({ type_url: CDS, node: null });
+    else c.sendDelta({ type_url: CDS, node: null });
+    const status = await Promise.race([c.ended, sleep(5000).then(() => undefined)]);
+    expect(status?.code).toBe(grpc.status.INVALID_ARGUMENT);
+    expect(c.received).toEqual([]);
+  });
+
+  // Shutdown ends every stream with UNAVAILABLE, so proxies reconnect elsewhere at once, and never waits on a client.
+  it('stopping the server ends open streams, so proxies reconnect elsewhere', async () => {
+    const own = await startMesh({ 'alpha.yaml': serviceEntry('alpha', NS, PORTS.alpha, [{ port: 17001 }]) });
+    const c = new AdsClient(mode, own.xdsPort, { namespace: NS, pod: `${mode}-stopping` });
+    clients.push(c);
+    c.ack(await c.fetch(CDS));
+    const stopping = own.stop();
+    try {
+      const outcome = await Promise.race([stopping.then(() => 'stopped'), sleep(3000).then(() => 'still running')]);
+      expect(outcome).toBe('stopped');
+      const status = await Promise.race([c.ended, sleep(500).then(() => undefined)]);
+      expect(status?.code).toBe(grpc.status.UNAVAILABLE);
+    } finally {
+      c.close(); // lets a hung shutdown finish
+      await stopping;
+    }
   });
 
   it('a non-existent resource name: SotW leaves it out, Delta lists it in removed_resources', async () => {

@@ -91,8 +91,9 @@ export function resourceName(body: Record<string, unknown>): string {
   return typeof n === 'string' ? n : '';
 }
 
-type SotwRequest = Partial<Omit<DiscoveryRequest, 'node'>> & { node?: AdsNode };
-type DeltaRequest = Partial<Omit<DeltaDiscoveryRequest, 'node'>> & { node?: AdsNode };
+/** `node: null` sends the request without a node even when it is the stream's first. */
+type SotwRequest = Partial<Omit<DiscoveryRequest, 'node'>> & { node?: AdsNode | null };
+type DeltaRequest = Partial<Omit<DeltaDiscoveryRequest, 'node'>> & { node?: AdsNode | null };
 
 interface Waiter {
   typeUrl: string | undefined;
@@ -181,6 +182,7 @@ export class AdsClient {
     if (this.mode !== 'sotw') throw new Error('sendSotw on a delta client');
     const msg: SotwRequest = { ...req };
     if (!this.nodeSent && msg.node === undefined) msg.node = this.node;
+    if (msg.node === null) delete msg.node;
     this.nodeSent = true;
     this.call.write(clientCodec.encodeRequest(msg as Parameters<typeof clientCodec.encodeRequest>[0]));
   }
@@ -190,6 +192,7 @@ export class AdsClient {
     if (this.mode !== 'delta') throw new Error('sendDelta on a sotw client');
     const msg: DeltaRequest = { ...req };
     if (!this.nodeSent && msg.node === undefined) msg.node = this.node;
+    if (msg.node === null) delete msg.node;
     this.nodeSent = true;
     this.call.write(clientCodec.encodeDeltaRequest(msg as Parameters<typeof clientCodec.encodeDeltaRequest>[0]));
   }

@@ -38,7 +38,7 @@ export function translate(yaml: string, proxy: ProxySpec): Translation {
   const provider = new MeshResourceProvider(new PushContext(store.snapshot(), DEFAULT_MESH), silentLogger);
   const state = provider.connect({ id: proxy.id, cluster: '', metadata: proxy.metadata, ...(proxy.locality ? { locality: proxy.locality } : {}) });
   const fetch = (typeUrl: string, names: string[] | undefined) => {
-    const set = provider.resources(state, { typeUrl, wildcard: names === undefined, names: new Set(names ?? []), revision: 0 });
+    const set = provider.resources(state, { typeUrl, wildcard: names === undefined, names: new Set(names ?? []), key: names === undefined ? '*' : [...names].sort().join('\n') });
     return [...set.resources.values()].map((r) => decodeResource(typeUrl, r.bytes));
   };
   const lds = fetch(TypeUrl.Listener, proxy.listeners);

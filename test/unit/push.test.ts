@@ -36,7 +36,8 @@ class FakeClock implements Clock {
   /** Moves time forward by `ms`, firing due timers in order; lets promise callbacks run after each one. */
   async advance(ms: number): Promise<void> {
     const end = this.t + ms;
-    for (;;) {
+    for (let fired = 0; ; fired++) {
+      if (fired > 10_000) throw new Error(`timers keep firing at t=${this.t}: a zero-delay timer loop`);
       await settle();
       let next: [Timer, { at: number; seq: number; fn: () => void }] | undefined;
       for (const e of this.timers) if (e[1].at <= end && (!next || e[1].at < next[1].at || (e[1].at === next[1].at && e[1].seq < next[1].seq))) next = e;

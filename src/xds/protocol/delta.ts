@@ -23,7 +23,8 @@ export class DeltaConnection<P> extends Connection<P> {
     const fresh = !this.watches.has(req.type_url);
     const w = this.watch(req.type_url);
 
-    if (req.response_nonce !== '') {
+    // A fresh watch may carry the nonce of the client's previous stream: nothing to acknowledge here.
+    if (!fresh && req.response_nonce !== '') {
       if (req.error_detail) {
         if (req.response_nonce === w.nonceSent) this.recordNack(w, req.response_nonce, req.error_detail.message);
       } else if (req.response_nonce === w.nonceSent) {

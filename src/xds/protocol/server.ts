@@ -46,6 +46,8 @@ export interface AdsServerOptions<P> {
 
 export class AdsServer<P> {
   readonly connections = new Set<Connection<P>>();
+  /** Every open call, identified or not, so shutdown can end them. */
+  private readonly calls = new Set<grpc.ServerDuplexStream<unknown, Buffer>>();
   private readonly deps: ConnectionDeps<P>;
 
   constructor(options: AdsServerOptions<P>) {
@@ -70,7 +72,10 @@ export class AdsServer<P> {
   }
 
   private serve<R>(call: grpc.ServerDuplexStream<R, Buffer>, conn: Connection<P> & { handleRequest(r: R): void }): void {
+    const untyped = call as unknown as grpc.ServerDuplexStream<unknown, Buffer>;
+    this.calls.add(untyped);
     const finish = () => {
+      this.calls.delete(untyped);
       if (conn.closed) return;
       conn.close();
       this.connections.delete(conn);
@@ -100,9 +105,17 @@ export class AdsServer<P> {
     call.on('cancelled', finish);
   }
 
-  /** Closes every stream, so clients reconnect (to this or another replica). */
+  /** Ends every stream with UNAVAILABLE, so clients reconnect (to this or another replica) at once. */
   closeAll(): void {
     for (const c of this.connections) c.close();
     this.connections.clear();
+    for (const call of this.calls) {
+      try {
+        call.emit('error', { code: grpc.status.UNAVAILABLE, details: 'control plane shutting down', metadata: new grpc.Metadata() });
+      } catch {
+        // already ended
+      }
+    }
+    this.calls.clear();
   }
 }

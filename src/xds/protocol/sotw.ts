@@ -44,7 +44,8 @@ export class SotwConnection<P> extends Connection<P> {
       w.sent.clear();
       this.respond(w, undefined, undefined, true);
     } else if (namesChanged) {
-      this.respond(w, undefined, undefined);
+      // LDS/CDS answers are whole: answering even when nothing new exists tells the client a name does not exist.
+      this.respond(w, undefined, undefined, ALL_RESOURCES_REQUIRED.has(w.typeUrl));
     }
   }
 
