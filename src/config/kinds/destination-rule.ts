@@ -230,7 +230,8 @@ function checkLoadBalancer(report: Report, p: string, lb: LoadBalancerSettings |
   if (ch) {
     const keys = ['httpHeaderName', 'httpCookie', 'useSourceIp', 'httpQueryParameterName'] as const;
     const set = keys.filter((k) => ch[k] !== undefined);
-    if (set.length !== 1) report(`${p}.consistentHash`, `exactly one of ${keys.join(', ')} must be set, got ${set.length ? set.join(' and ') : 'none'}`);
+    // A oneOf: at most one hash key. None is accepted as Istio's CRD does (the ring then hashes nothing stable).
+    if (set.length > 1) report(`${p}.consistentHash`, `only one of ${keys.join(', ')} may be set, got ${set.join(' and ')}`);
     checkAtMostOne(report, `${p}.consistentHash`, ch, ['ringHash', 'maglev']);
     if ((ch.minimumRingSize ?? 0) !== 0 && (ch.ringHash || ch.maglev)) report(`${p}.consistentHash.minimumRingSize`, 'only one of minimumRingSize or ringHash/maglev may be set');
     if (ch.httpCookie && !ch.httpCookie.name) report(`${p}.consistentHash.httpCookie.name`, 'cookie name is required');

@@ -261,7 +261,7 @@ function checkFault(report: Report, path: string, f: HTTPFaultInjection): void {
     const p = `${path}.abort`;
     checkPercentage(report, `${p}.percentage.value`, a.percentage?.value);
     const types = (['httpStatus', 'grpcStatus', 'http2Error'] as const).filter((k) => a[k] !== undefined);
-    if (types.length === 0) report(p, 'abort needs an error type: httpStatus, grpcStatus or http2Error');
+    // No error type is accepted, as Istio does (it only warns); translation then leaves the abort out with a note.
     if (types.length > 1) report(p, `only one of httpStatus, grpcStatus, http2Error may be set, got ${types.join(' and ')}`);
     if (a.httpStatus !== undefined && (a.httpStatus < 200 || a.httpStatus > 600)) report(`${p}.httpStatus`, `HTTP status must be between 200 and 600, got ${a.httpStatus}`);
     if (a.grpcStatus !== undefined && !(GRPC_STATUS_CODES as readonly string[]).includes(a.grpcStatus)) {
@@ -276,7 +276,7 @@ function checkFault(report: Report, path: string, f: HTTPFaultInjection): void {
     if (d.percent !== undefined && (d.percent < 0 || d.percent > 100)) report(`${p}.percent`, `must be between 0 and 100, got ${d.percent}`);
     if (d.fixedDelay !== undefined && d.exponentialDelay !== undefined) report(p, 'only one of fixedDelay, exponentialDelay may be set');
     if (d.exponentialDelay !== undefined) report(`${p}.exponentialDelay`, 'exponentialDelay is not supported');
-    else if (d.fixedDelay === undefined) report(p, 'delay needs fixedDelay');
+    // No delay type is accepted, as Istio does; translation leaves such a delay out with a note.
     checkDuration(report, `${p}.fixedDelay`, d.fixedDelay);
   }
 }

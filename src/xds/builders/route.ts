@@ -135,6 +135,8 @@ function faultConfig(route: HTTPRoute, ctx: RouteContext): Json | undefined {
     p?.value !== undefined ? fractionalPercent(p.value) : legacy !== undefined ? hundredPercent(legacy) : fractionalPercent(0);
   if (f.delay?.fixedDelay) {
     out.delay = { fixed_delay: duration(f.delay.fixedDelay), percentage: pct(f.delay.percentage, f.delay.percent) };
+  } else if (f.delay) {
+    ctx.note('fault.delay has no fixedDelay: delay left out');
   }
   if (f.abort) {
     const abort: Json = { percentage: pct(f.abort.percentage, undefined) };
@@ -142,8 +144,8 @@ function faultConfig(route: HTTPRoute, ctx: RouteContext): Json | undefined {
     else if (f.abort.grpcStatus !== undefined) {
       const code = GRPC_STATUS[String(f.abort.grpcStatus).toUpperCase()] ?? Number(f.abort.grpcStatus);
       abort.grpc_status = code;
-    } else if (f.abort.http2Error !== undefined) {
-      ctx.note('fault.abort.http2Error is not supported; abort left out');
+    } else {
+      ctx.note(f.abort.http2Error !== undefined ? 'fault.abort.http2Error is not supported: abort left out' : 'fault.abort has no error type: abort left out');
       return out.delay ? out : undefined;
     }
     out.abort = abort;
