@@ -25,7 +25,14 @@ export function parseYamlDocuments(text: string): YamlParseResult {
     const line = lineCounter.linePos(start).line;
     for (const e of d.errors) errors.push({ line: lineCounter.linePos(e.pos[0]).line, message: e.message.split('\n')[0] ?? e.message });
     if (d.errors.length > 0) continue;
-    const value = d.toJS({ maxAliasCount: 100 });
+    let value: unknown;
+    try {
+      // toJS throws on unresolved aliases and alias bombs (maxAliasCount): a parse error, not a crash.
+      value = d.toJS({ maxAliasCount: 100 });
+    } catch (err) {
+      errors.push({ line, message: err instanceof Error ? err.message : String(err) });
+      continue;
+    }
     if (value === null || value === undefined) continue; // empty document (e.g. a trailing ---)
     docs.push({ value, line });
   }
