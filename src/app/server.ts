@@ -39,6 +39,8 @@ export interface ServeOptions {
   debounceAfterMs?: number;
   debounceMaxMs?: number;
   clock?: Clock;
+  /** Unflushed response bytes across all streams before responses wait their turn (default 32 MiB). */
+  sendBudgetBytes?: number;
 }
 
 interface PendingChange {
@@ -106,6 +108,7 @@ export class MizzenServer {
       typeOrder: PUSH_ORDER,
       currentVersion: () => this.currentVersion,
       observer: this.observer(),
+      ...(this.o.sendBudgetBytes ? { sendBudgetBytes: this.o.sendBudgetBytes } : {}),
     });
     this.grpcServer = new grpc.Server({
       'grpc.max_receive_message_length': 4 * 1024 * 1024,

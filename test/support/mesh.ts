@@ -15,11 +15,11 @@ export interface TestMesh {
   stop(): Promise<void>;
 }
 
-export async function startMesh(files: Record<string, string>, options: { debounceAfterMs?: number } = {}): Promise<TestMesh> {
+export async function startMesh(files: Record<string, string>, options: { debounceAfterMs?: number; sendBudgetBytes?: number } = {}): Promise<TestMesh> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'mizzen-test-'));
   for (const [f, text] of Object.entries(files)) fs.writeFileSync(path.join(dir, f), text);
   const log = process.env.MIZZEN_TEST_LOG ? createLogger({ level: process.env.MIZZEN_TEST_LOG }) : silentLogger;
-  const server = new MizzenServer({ configDir: dir, host: '127.0.0.1', xdsPort: 0, monitoringPort: 0, log, debounceAfterMs: options.debounceAfterMs ?? 50 });
+  const server = new MizzenServer({ configDir: dir, host: '127.0.0.1', xdsPort: 0, monitoringPort: 0, log, debounceAfterMs: options.debounceAfterMs ?? 50, ...(options.sendBudgetBytes ? { sendBudgetBytes: options.sendBudgetBytes } : {}) });
   await server.start();
   return {
     server,

@@ -7,6 +7,7 @@ import { randomBytes } from 'node:crypto';
 import type { Logger } from '../../shared/log.ts';
 import type { NodeInfo } from './messages.ts';
 import { StreamRefusal, type ProtocolObserver, type PushRequest, type ResourceProvider, type ResourceSet, type Subscription } from './provider.ts';
+import type { SendGate } from './send-gate.ts';
 import { newWatch, watchStatus, type WatchState, type WatchStatus } from './watch.ts';
 
 export interface ConnectionDeps<P> {
@@ -18,12 +19,20 @@ export interface ConnectionDeps<P> {
   currentVersion: () => string;
   controlPlaneId: string;
   typeOrder: readonly string[];
+  gate: SendGate;
 }
 
 /** The part of a grpc-js duplex call a connection writes to. */
 export interface StreamSink {
-  write(chunk: Buffer): boolean;
+  write(chunk: Buffer, callback: (err?: Error | null) => void): boolean;
   once(event: 'drain', fn: () => void): unknown;
+}
+
+/** A response a request asked for that had to wait for send budget. */
+interface DeferredAnswer {
+  force: boolean;
+  /** Names to answer; undefined = the whole subscription. */
+  only: Set<string> | undefined;
 }
 
 let connectionCounter = 0;
@@ -52,8 +61,14 @@ export abstract class Connection<P> {
   readonly watches = new Map<string, WatchState>();
   protected readonly deps: ConnectionDeps<P>;
   private readonly sink: StreamSink;
+  /** This stream's socket buffer is full: wait for its drain. */
   private blocked = false;
+  /** Pushes that arrived while the stream could not send, merged into one. */
   private pending: PushRequest | undefined;
+  /** Request answers that had to wait, per watch. */
+  private readonly deferred = new Map<WatchState, DeferredAnswer>();
+  /** Bytes written and not yet flushed, returned to the gate on flush (or on close). */
+  private outstanding = 0;
   private nonceCounter = 0;
   private readonly noncePrefix = randomBytes(4).toString('hex');
   closed = false;
@@ -102,34 +117,89 @@ export abstract class Connection<P> {
     return this.deps.provider.resources(this.proxy as P, this.subscription(w), only);
   }
 
-  /** Writes one encoded response; a full socket buffer marks the stream blocked until it drains. */
+  /** Can a response be generated and written now? Not while this socket is full or the shared budget is spent. */
+  private canSend(): boolean {
+    return !this.blocked && this.deps.gate.open;
+  }
+
+  /** Waits for the socket to drain or the budget to free up; `resume` runs what was deferred. */
+  private waitToSend(): void {
+    if (!this.blocked) this.deps.gate.wait(this);
+  }
+
+  /** Writes one encoded response, counted against the shared budget until it is flushed. */
   protected send(typeUrl: string, bytes: Buffer, resources: number): void {
     this.deps.observer.sent?.(typeUrl, resources, bytes.length);
-    const more = this.sink.write(bytes);
+    const size = bytes.length;
+    this.outstanding += size;
+    this.deps.gate.take(size);
+    const more = this.sink.write(bytes, () => {
+      if (this.closed) return; // close() already returned this stream's outstanding bytes
+      this.outstanding -= size;
+      this.deps.gate.release(size);
+    });
     if (!more && !this.blocked) {
       this.blocked = true;
-      this.sink.once('drain', () => this.onDrain());
+      this.sink.once('drain', () => {
+        this.blocked = false;
+        this.resume();
+      });
     }
   }
 
-  private onDrain(): void {
-    this.blocked = false;
-    const pending = this.pending;
-    this.pending = undefined;
-    if (pending && !this.closed) this.push(pending);
+  /** Answers a request now, or once the stream may send (the answer is recomputed then, against current state). */
+  protected answer(w: WatchState, only: ReadonlySet<string> | undefined, force: boolean): void {
+    if (this.canSend()) {
+      this.respond(w, undefined, only, force);
+      return;
+    }
+    const prev = this.deferred.get(w);
+    const merged: DeferredAnswer = {
+      force: force || (prev?.force ?? false),
+      only: prev && prev.only === undefined ? undefined : only === undefined ? undefined : new Set([...(prev?.only ?? []), ...only]),
+    };
+    if (prev && prev.only === undefined) merged.only = undefined;
+    this.deferred.set(w, merged);
+    this.waitToSend();
   }
 
-  /** Applies a push now, or merges it into the pending one while the stream is blocked. */
+  /** Runs deferred answers and the merged pending push, as far as the budget allows. */
+  resume(): void {
+    if (this.closed) return;
+    for (const [w, d] of [...this.deferred]) {
+      if (!this.canSend()) return this.waitToSend();
+      this.deferred.delete(w);
+      try {
+        this.respond(w, undefined, d.only, d.force);
+      } catch (err) {
+        this.deps.observer.error?.(this.id, err);
+        this.deps.log.error({ proxy: this.id, err }, 'answering a request failed');
+      }
+    }
+    const pending = this.pending;
+    if (!pending) return;
+    this.pending = undefined;
+    this.push(pending);
+  }
+
+  /** Applies a push now, or merges it into the pending one while the stream cannot send. */
   push(req: PushRequest): void {
     if (this.closed || this.proxy === undefined) return;
-    if (this.blocked) {
+    if (!this.canSend()) {
       this.pending = mergePush(this.pending, req);
+      this.waitToSend();
       return;
     }
     try {
       for (const typeUrl of this.deps.typeOrder) {
         const w = this.watches.get(typeUrl);
         if (!w || (!w.wildcard && w.names.names.size === 0)) continue;
+        if (!this.canSend()) {
+          // Out of budget part-way: keep the whole push; types already answered will find nothing new.
+          this.pending = mergePush(this.pending, req);
+          this.waitToSend();
+          return;
+        }
         if (req.full) {
           this.respond(w, req, undefined);
           continue;
@@ -148,7 +218,7 @@ export abstract class Connection<P> {
   }
 
   /** Sends what changed for one watch. `push` is undefined when answering a request. */
-  protected abstract respond(w: WatchState, push: PushRequest | undefined, only: ReadonlySet<string> | undefined): void;
+  protected abstract respond(w: WatchState, push: PushRequest | undefined, only: ReadonlySet<string> | undefined, force?: boolean): void;
 
   protected recordAck(w: WatchState, nonce: string): void {
     w.nonceAcked = nonce;
@@ -169,6 +239,11 @@ export abstract class Connection<P> {
   close(): void {
     if (this.closed) return;
     this.closed = true;
+    this.deps.gate.forget(this);
+    this.deps.gate.release(this.outstanding);
+    this.outstanding = 0;
+    this.deferred.clear();
+    this.pending = undefined;
     if (this.proxy !== undefined) {
       this.deps.provider.disconnect(this.proxy);
       this.deps.observer.disconnected?.(this.id);

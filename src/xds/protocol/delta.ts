@@ -61,12 +61,12 @@ export class DeltaConnection<P> extends Connection<P> {
       w.sentSetVersion = undefined;
     }
     if (fresh) {
-      this.respond(w, undefined, undefined, true);
+      this.answer(w, undefined, true);
     } else if (added.size > 0 || req.resource_names_subscribe.includes('*')) {
       const missing = this.announceMissing.get(w.typeUrl) ?? new Set<string>();
       for (const n of added) missing.add(n);
       this.announceMissing.set(w.typeUrl, missing);
-      this.respond(w, undefined, req.resource_names_subscribe.includes('*') ? undefined : added);
+      this.answer(w, req.resource_names_subscribe.includes('*') ? undefined : added, false);
     }
   }
 

@@ -8,6 +8,7 @@ import { Connection, type ConnectionDeps } from './connection.ts';
 import { DeltaConnection } from './delta.ts';
 import { decodeDeltaDiscoveryRequest, decodeDiscoveryRequest, type DeltaDiscoveryRequest, type DiscoveryRequest } from './messages.ts';
 import { StreamRefusal, type ProtocolObserver, type ResourceProvider } from './provider.ts';
+import { SendGate } from './send-gate.ts';
 import { SotwConnection } from './sotw.ts';
 
 const SERVICE = '/envoy.service.discovery.v3.AggregatedDiscoveryService';
@@ -42,6 +43,8 @@ export interface AdsServerOptions<P> {
   controlPlaneId: string;
   typeOrder: readonly string[];
   currentVersion: () => string;
+  /** Bytes written to all streams but not yet flushed before further responses wait (default 32 MiB). */
+  sendBudgetBytes?: number;
 }
 
 export class AdsServer<P> {
@@ -59,6 +62,7 @@ export class AdsServer<P> {
       currentVersion: options.currentVersion,
       controlPlaneId: options.controlPlaneId,
       typeOrder: options.typeOrder,
+      gate: new SendGate(options.sendBudgetBytes ?? 32 * 1024 * 1024),
     };
   }
 

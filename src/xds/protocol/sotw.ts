@@ -29,7 +29,7 @@ export class SotwConnection<P> extends Connection<P> {
     if (req.error_detail) {
       if (req.response_nonce === w.nonceSent) this.recordNack(w, req.response_nonce, req.error_detail.message);
       // A NACK may still change the subscription; fall through to that check without responding to the NACK itself.
-      if (this.updateNames(w, req.resource_names, first)) this.respond(w, undefined, undefined);
+      if (this.updateNames(w, req.resource_names, first)) this.answer(w, undefined, false);
       return;
     }
     if (!first && req.response_nonce !== '' && req.response_nonce !== w.nonceSent) {
@@ -42,10 +42,10 @@ export class SotwConnection<P> extends Connection<P> {
     if (!isAck) {
       // A new stream or a re-request: the client holds nothing we know of, so send everything.
       w.sent.clear();
-      this.respond(w, undefined, undefined, true);
+      this.answer(w, undefined, true);
     } else if (namesChanged) {
       // LDS/CDS answers are whole: answering even when nothing new exists tells the client a name does not exist.
-      this.respond(w, undefined, undefined, ALL_RESOURCES_REQUIRED.has(w.typeUrl));
+      this.answer(w, undefined, ALL_RESOURCES_REQUIRED.has(w.typeUrl));
     }
   }
 
