@@ -4,7 +4,7 @@
  * (initial_resource_versions), so only what differs is sent again.
  */
 import { Connection } from './connection.ts';
-import { encodeDeltaDiscoveryResponse, type DeltaDiscoveryRequest } from './messages.ts';
+import { encodeDeltaHead, encodeDeltaResources, type DeltaDiscoveryRequest } from './messages.ts';
 import type { PushRequest, Resource } from './provider.ts';
 import { internNames } from './name-sets.ts';
 import { LEGACY_WILDCARD_TYPES, type WatchState } from './watch.ts';
@@ -98,14 +98,9 @@ export class DeltaConnection<P> extends Connection<P> {
 
     const version = push?.version ?? this.deps.currentVersion();
     const nonce = this.nextNonce();
-    const bytes = encodeDeltaDiscoveryResponse({
-      system_version_info: version,
-      type_url: w.typeUrl,
-      nonce,
-      resources: changed,
-      removed_resources: removed,
-      control_plane: this.deps.controlPlaneId,
-    });
+    const whole = !only && changed.length === current.size;
+    const body = whole ? (set.wire ??= {}).delta ??= encodeDeltaResources(w.typeUrl, current.values()) : encodeDeltaResources(w.typeUrl, changed);
+    const bytes = Buffer.concat([encodeDeltaHead(version, w.typeUrl, nonce, removed, this.deps.controlPlaneId), body]);
     w.nonceSent = nonce;
     w.versionSent = version;
     w.sentAt = this.deps.now();

@@ -2,6 +2,7 @@
  * The ADS wire messages and their codec. Requests are decoded with protobufjs; responses are encoded with the
  * resources' cached bytes placed directly into the Any fields, so a push never re-encodes a resource.
  */
+import protobuf from 'protobufjs';
 import { messageType } from '../../proto/root.ts';
 
 export interface NodeInfo {
@@ -44,22 +45,7 @@ export interface WireResource {
   bytes: Uint8Array;
 }
 
-export interface DiscoveryResponse {
-  version_info: string;
-  type_url: string;
-  nonce: string;
-  resources: WireResource[];
-  control_plane?: string;
-}
 
-export interface DeltaDiscoveryResponse {
-  system_version_info: string;
-  type_url: string;
-  nonce: string;
-  resources: WireResource[];
-  removed_resources: string[];
-  control_plane?: string;
-}
 
 /**
  * google.protobuf.Value as decoded. protobufjs defines the well-known types itself with camelCase field names
@@ -142,29 +128,39 @@ export function decodeDeltaDiscoveryRequest(buf: Buffer): DeltaDiscoveryRequest 
   };
 }
 
-const controlPlane = (id: string | undefined) => (id ? { identifier: id } : undefined);
-
-export function encodeDiscoveryResponse(r: DiscoveryResponse): Buffer {
-  const msg = {
-    version_info: r.version_info,
-    type_url: r.type_url,
-    nonce: r.nonce,
-    resources: r.resources.map((x) => ({ type_url: r.type_url, value: x.bytes })),
-    control_plane: controlPlane(r.control_plane),
-  };
-  return Buffer.from(T.res.encode(msg).finish());
+/**
+ * Protobuf fields may come in any order and a message is the concatenation of its fields, so a response is encoded as
+ * [per-stream fields: version, nonce, …] + [the resources field]. The resources part is the same for every stream
+ * that gets the same set, so it is encoded once per set and shared (see ResourceSet.wire).
+ */
+export function encodeSotwResources(typeUrl: string, resources: Iterable<WireResource>): Buffer {
+  const w = protobuf.Writer.create();
+  for (const r of resources) w.uint32(18).fork().uint32(10).string(typeUrl).uint32(18).bytes(r.bytes).ldelim(); // resources = 2: Any
+  return Buffer.from(w.finish());
 }
 
-export function encodeDeltaDiscoveryResponse(r: DeltaDiscoveryResponse): Buffer {
-  const msg = {
-    system_version_info: r.system_version_info,
-    type_url: r.type_url,
-    nonce: r.nonce,
-    resources: r.resources.map((x) => ({ name: x.name, version: x.version, resource: { type_url: r.type_url, value: x.bytes } })),
-    removed_resources: r.removed_resources,
-    control_plane: controlPlane(r.control_plane),
-  };
-  return Buffer.from(T.deltaRes.encode(msg).finish());
+export function encodeDeltaResources(typeUrl: string, resources: Iterable<WireResource>): Buffer {
+  const w = protobuf.Writer.create();
+  for (const r of resources) {
+    // resources = 2: Resource { version = 1, resource = 2 (Any), name = 3 }
+    w.uint32(18).fork().uint32(10).string(r.version).uint32(18).fork().uint32(10).string(typeUrl).uint32(18).bytes(r.bytes).ldelim().uint32(26).string(r.name).ldelim();
+  }
+  return Buffer.from(w.finish());
+}
+
+/** The per-stream head of a SotW response: version_info = 1, type_url = 4, nonce = 5, control_plane = 6. */
+export function encodeSotwHead(version: string, typeUrl: string, nonce: string, controlPlane?: string): Buffer {
+  const w = protobuf.Writer.create().uint32(10).string(version).uint32(34).string(typeUrl).uint32(42).string(nonce);
+  if (controlPlane) w.uint32(50).fork().uint32(10).string(controlPlane).ldelim();
+  return Buffer.from(w.finish());
+}
+
+/** The per-stream head of a delta response: system_version_info = 1, type_url = 4, nonce = 5, removed = 6, control_plane = 7. */
+export function encodeDeltaHead(version: string, typeUrl: string, nonce: string, removed: readonly string[], controlPlane?: string): Buffer {
+  const w = protobuf.Writer.create().uint32(10).string(version).uint32(34).string(typeUrl).uint32(42).string(nonce);
+  for (const r of removed) w.uint32(50).string(r);
+  if (controlPlane) w.uint32(58).fork().uint32(10).string(controlPlane).ldelim();
+  return Buffer.from(w.finish());
 }
 
 /** Client-side codec, used by tests and the load generator (which speak raw ADS). */

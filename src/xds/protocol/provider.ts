@@ -21,6 +21,8 @@ export interface Subscription {
 export interface ResourceSet {
   resources: ReadonlyMap<string, Resource>;
   version?: string;
+  /** Memo of the encoded resources field per wire mode, filled by the protocol layer; shared by every stream. */
+  wire?: { sotw?: Buffer; delta?: Buffer };
 }
 
 /** Refuse a stream with a gRPC status code (e.g. 3 INVALID_ARGUMENT for a malformed node id). */

@@ -7,7 +7,7 @@
  * LDS and CDS responses carry every resource; RDS and EDS responses carry only new or changed ones.
  */
 import { Connection } from './connection.ts';
-import { encodeDiscoveryResponse, type DiscoveryRequest } from './messages.ts';
+import { encodeSotwHead, encodeSotwResources, type DiscoveryRequest } from './messages.ts';
 import type { PushRequest, Resource } from './provider.ts';
 import { internNames } from './name-sets.ts';
 import { ALL_RESOURCES_REQUIRED, LEGACY_WILDCARD_TYPES, type WatchState } from './watch.ts';
@@ -98,13 +98,10 @@ export class SotwConnection<P> extends Connection<P> {
     w.sentSetVersion = only ? undefined : set.version;
     const version = push?.version ?? this.deps.currentVersion();
     const nonce = this.nextNonce();
-    const bytes = encodeDiscoveryResponse({
-      version_info: version,
-      type_url: w.typeUrl,
-      nonce,
-      resources: out,
-      control_plane: this.deps.controlPlaneId,
-    });
+    // The whole set's encoding is shared by every stream sending it; a partial answer is encoded for this stream.
+    const whole = !only && out.length === current.size;
+    const body = whole ? (set.wire ??= {}).sotw ??= encodeSotwResources(w.typeUrl, current.values()) : encodeSotwResources(w.typeUrl, out);
+    const bytes = Buffer.concat([encodeSotwHead(version, w.typeUrl, nonce, this.deps.controlPlaneId), body]);
     w.nonceSent = nonce;
     w.versionSent = version;
     w.sentAt = this.deps.now();
