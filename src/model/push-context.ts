@@ -45,6 +45,9 @@ export class PushContext {
   readonly virtualServices: readonly IndexedVirtualService[];
   readonly destinationRules: readonly IndexedDestinationRule[];
   private readonly sidecars: ReadonlyArray<ConfigObject<SidecarSpec>>;
+  /** Lookups by host: exact hosts in a map, wildcard hosts in a (short) list scanned after it. */
+  private readonly vsByHost = new HostIndex<IndexedVirtualService>();
+  private readonly drByHost = new HostIndex<IndexedDestinationRule>();
 
   constructor(config: ConfigSnapshot, mesh: MeshConfig, registry?: Registry) {
     this.mesh = mesh;
@@ -62,6 +65,8 @@ export class PushContext {
       exportTo: dr.spec.exportTo ?? mesh.defaultDestinationRuleExportTo,
     }));
     this.sidecars = config.ofKind<SidecarSpec>('Sidecar');
+    for (const vs of this.virtualServices) for (const h of vs.hosts) this.vsByHost.add(h, vs);
+    for (const dr of this.destinationRules) this.drByHost.add(dr.host, dr);
   }
 
   /** A new context sharing this one's config indexes but with a new registry (endpoint-only changes). */
@@ -151,13 +156,11 @@ export class PushContext {
   virtualServiceFor(view: ProxyView, hostname: string, gateway = MESH_GATEWAY): IndexedVirtualService | undefined {
     const ns = view.namespace();
     let best: { vs: IndexedVirtualService; host: string } | undefined;
-    for (const vs of this.virtualServices) {
+    for (const [h, vs] of this.vsByHost.matching(hostname)) {
       if (!vs.gateways.includes(gateway)) continue;
       if (!visibleTo(vs.exportTo, vs.object.metadata.namespace, ns)) continue;
-      for (const h of vs.hosts) {
-        if (!hostMatches(h, hostname)) continue;
-        if (!best || compareHostSpecificity(h, best.host) < 0) best = { vs, host: h };
-      }
+      // Candidates come oldest first, so on equal specificity the oldest wins.
+      if (!best || compareHostSpecificity(h, best.host) < 0) best = { vs, host: h };
     }
     return best?.vs;
   }
@@ -169,9 +172,9 @@ export class PushContext {
    */
   destinationRuleFor(view: ProxyView, service: Service): IndexedDestinationRule | undefined {
     const ns = view.namespace();
-    const matching = this.destinationRules.filter(
-      (d) => hostMatches(d.host, service.hostname) && visibleTo(d.exportTo, d.object.metadata.namespace, ns),
-    );
+    const matching = [...this.drByHost.matching(service.hostname)]
+      .map(([, d]) => d)
+      .filter((d) => visibleTo(d.exportTo, d.object.metadata.namespace, ns));
     if (matching.length === 0) return undefined;
     const tier = (d: IndexedDestinationRule): number => {
       const drNs = d.object.metadata.namespace;
@@ -187,5 +190,28 @@ export class PushContext {
       .filter((x) => x.t < 99)
       .sort((a, b) => a.t - b.t || compareHostSpecificity(a.d.host, b.d.host));
     return ranked[0]?.d;
+  }
+}
+
+/**
+ * Objects indexed by the host they name. `matching(host)` yields the objects whose host pattern matches a concrete
+ * host, in insertion (age) order: exact names first, then wildcard patterns.
+ */
+class HostIndex<T> {
+  private readonly exact = new Map<string, Array<[string, T]>>();
+  private readonly wildcard: Array<[string, T]> = [];
+
+  add(host: string, value: T): void {
+    if (host.startsWith('*')) this.wildcard.push([host, value]);
+    else {
+      const list = this.exact.get(host);
+      if (list) list.push([host, value]);
+      else this.exact.set(host, [[host, value]]);
+    }
+  }
+
+  *matching(host: string): IterableIterator<[string, T]> {
+    yield* this.exact.get(host) ?? [];
+    for (const entry of this.wildcard) if (hostMatches(entry[0], host)) yield entry;
   }
 }
