@@ -54,8 +54,10 @@ export class SotwConnection<P> extends Connection<P> {
     const wildcard = names.includes('*') || (names.length === 0 && LEGACY_WILDCARD_TYPES.has(w.typeUrl) && (first || w.wildcard));
     const plain = names.filter((n) => n !== '*');
     const current = w.names.names;
-    let changed = wildcard !== w.wildcard || new Set(plain).size !== current.size;
+    // Every ACK repeats the full name list (thousands of names): compare without building a set when possible.
+    let changed = wildcard !== w.wildcard || plain.length < current.size;
     if (!changed) for (const n of plain) if (!current.has(n)) changed = true;
+    if (!changed && plain.length > current.size) changed = new Set(plain).size !== current.size;
     if (!changed) return false;
     const next = internNames(plain);
     w.wildcard = wildcard;
