@@ -5,7 +5,7 @@
  */
 import { Connection } from './connection.ts';
 import { encodeDeltaHead, encodeDeltaResources, type DeltaDiscoveryRequest } from './messages.ts';
-import type { PushRequest, Resource } from './provider.ts';
+import type { PushRequest } from './provider.ts';
 import { internNames } from './name-sets.ts';
 import { LEGACY_WILDCARD_TYPES, type WatchState } from './watch.ts';
 
@@ -75,8 +75,7 @@ export class DeltaConnection<P> extends Connection<P> {
     const set = this.generate(w, only);
     if (!initial && !only && set.version !== undefined && set.version === w.sentSetVersion) return;
     const current = set.resources;
-    const changed: Resource[] = [];
-    for (const r of current.values()) if (w.sent.get(r.name) !== r.version) changed.push(r);
+    const changed = w.sent.changedIn(set);
 
     const removed: string[] = [];
     const scope: Iterable<string> = only ?? (w.wildcard ? [...w.sent.keys(), ...w.names.names] : w.names.names);

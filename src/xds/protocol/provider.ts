@@ -23,6 +23,8 @@ export interface ResourceSet {
   version?: string;
   /** Memo of the encoded resources field per wire mode, filled by the protocol layer; shared by every stream. */
   wire?: { sotw?: Buffer; delta?: Buffer };
+  /** Memo of "what changed since that previous set", filled by the protocol layer (see SentVersions.changedIn). */
+  diffs?: WeakMap<ReadonlyMap<string, Resource>, Resource[]>;
 }
 
 /** Refuse a stream with a gRPC status code (e.g. 3 INVALID_ARGUMENT for a malformed node id). */

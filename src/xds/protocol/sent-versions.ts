@@ -3,7 +3,7 @@
  * stream with the same view holds too, so the state is that shared (immutable) map plus a small overlay of
  * differences: 2,000 streams × 3,000 resources would otherwise be six million map entries.
  */
-import type { Resource } from './provider.ts';
+import type { Resource, ResourceSet } from './provider.ts';
 
 const DELETED = Symbol('deleted');
 
@@ -29,6 +29,33 @@ export class SentVersions {
   delete(name: string): void {
     if (this.base?.has(name)) this.overlay.set(name, DELETED);
     else this.overlay.delete(name);
+  }
+
+  /** The shared set this stream holds exactly (no differences on top), if any. */
+  exactBase(): ReadonlyMap<string, Resource> | undefined {
+    return this.overlay.size === 0 ? this.base : undefined;
+  }
+
+  /**
+   * Resources of `set` this stream does not hold at the same version. Streams holding exactly the same previous set
+   * share one computed answer (memoized on the new set), so a push to 2,000 such streams diffs once.
+   */
+  changedIn(set: ResourceSet): Resource[] {
+    const base = this.exactBase();
+    if (base) {
+      if (base === set.resources) return [];
+      const memo = (set.diffs ??= new WeakMap());
+      let d = memo.get(base);
+      if (!d) {
+        d = [];
+        for (const r of set.resources.values()) if (base.get(r.name)?.version !== r.version) d.push(r);
+        memo.set(base, d);
+      }
+      return d;
+    }
+    const out: Resource[] = [];
+    for (const r of set.resources.values()) if (this.get(r.name) !== r.version) out.push(r);
+    return out;
   }
 
   /** The stream now holds exactly this set (shared, never copied). */

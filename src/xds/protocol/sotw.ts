@@ -77,21 +77,18 @@ export class SotwConnection<P> extends Connection<P> {
     const current = set.resources;
     let out: Resource[];
     if (allRequired) {
-      let changed = force || current.size !== w.sent.size;
-      if (!changed) for (const r of current.values()) if (w.sent.get(r.name) !== r.version) changed = true;
-      if (!changed) return;
+      const changed = force || w.sent.changedIn(set).length > 0 || current.size !== w.sent.size;
+      if (!changed) {
+        w.sentSetVersion = set.version;
+        return;
+      }
       out = [...current.values()];
       w.sent.replaceAll(current);
     } else {
-      out = [];
-      for (const r of current.values()) {
-        if (w.sent.get(r.name) !== r.version) {
-          out.push(r);
-          w.sent.set(r.name, r.version);
-        }
-      }
-      // A whole-set response leaves the stream holding exactly the shared set.
+      out = w.sent.changedIn(set);
+      // A whole-set response leaves the stream holding exactly the shared set; a partial one adds to what it holds.
       if (!only) w.sent.replaceAll(current);
+      else for (const r of out) w.sent.set(r.name, r.version);
       if (out.length === 0 && !force) {
         if (!only) w.sentSetVersion = set.version;
         return;
