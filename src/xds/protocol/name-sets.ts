@@ -9,9 +9,14 @@ export interface NameSet {
   readonly names: ReadonlySet<string>;
   /** Content key: equal names ⇔ equal key. */
   readonly key: string;
+  /**
+   * The encoded resource_names of a request that listed exactly these names (the first one seen). A SotW ACK whose
+   * names encode to the same bytes repeats the same subscription, and is recognised without decoding.
+   */
+  wire?: Buffer;
 }
 
-export const EMPTY_NAMES: NameSet = { names: new Set(), key: 'empty' };
+export const EMPTY_NAMES: NameSet = { names: new Set(), key: 'empty', wire: Buffer.alloc(0) };
 
 const interned = new Map<string, WeakRef<NameSet>>();
 const cleanup = new FinalizationRegistry<string>((key) => {

@@ -29,7 +29,7 @@ export class SotwConnection<P> extends Connection<P> {
     if (req.error_detail) {
       if (req.response_nonce === w.nonceSent) this.recordNack(w, req.response_nonce, req.error_detail.message);
       // A NACK may still change the subscription; fall through to that check without responding to the NACK itself.
-      if (this.updateNames(w, req.resource_names, first)) this.answer(w, undefined, false);
+      if (this.updateNames(w, req, first)) this.answer(w, undefined, false);
       return;
     }
     if (!first && req.response_nonce !== '' && req.response_nonce !== w.nonceSent) {
@@ -38,7 +38,7 @@ export class SotwConnection<P> extends Connection<P> {
     }
     const isAck = !first && req.response_nonce !== '' && req.response_nonce === w.nonceSent;
     if (isAck) this.recordAck(w, req.response_nonce);
-    const namesChanged = this.updateNames(w, req.resource_names, first);
+    const namesChanged = this.updateNames(w, req, first);
     if (!isAck) {
       // A new stream or a re-request: the client holds nothing we know of, so send everything.
       w.sent.clear();
@@ -50,7 +50,11 @@ export class SotwConnection<P> extends Connection<P> {
   }
 
   /** Updates the watch's names; returns true when the subscription changed. */
-  private updateNames(w: WatchState, names: string[], first: boolean): boolean {
+  private updateNames(w: WatchState, req: DiscoveryRequest, first: boolean): boolean {
+    const raw = req.namesBytes;
+    // The common case: an ACK listing exactly the names this stream's set was built from, byte for byte.
+    if (!first && raw && w.names.wire && !w.wildcard && raw.equals(w.names.wire)) return false;
+    const names = req.resource_names;
     const wildcard = names.includes('*') || (names.length === 0 && LEGACY_WILDCARD_TYPES.has(w.typeUrl) && (first || w.wildcard));
     const plain = names.filter((n) => n !== '*');
     const current = w.names.names;
@@ -60,6 +64,8 @@ export class SotwConnection<P> extends Connection<P> {
     if (!changed && plain.length > current.size) changed = new Set(plain).size !== current.size;
     if (!changed) return false;
     const next = internNames(plain);
+    // Copied: the request buffer is large and must not be retained.
+    if (!next.wire && raw && !wildcard) next.wire = Buffer.from(raw);
     w.wildcard = wildcard;
     w.names = next;
     w.sentSetVersion = undefined;
