@@ -196,6 +196,7 @@ export class AdsStream {
 
   private checkRouteNames(r: ParsedResponse, routes: string[]): void {
     const raw = r.raw ?? [];
+    if (raw.length !== routes.length) this.obs.warn(`LDS response: ${routes.length} listeners but ${raw.length} resource bodies`);
     for (let i = 0; i < raw.length; i++) {
       if (!Buffer.from(raw[i]!).includes(routes[i]!)) {
         this.obs.warn(`listener ${r.names[i]} does not name route ${routes[i]}: the load generator's RDS names are wrong`);

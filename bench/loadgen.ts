@@ -8,6 +8,7 @@
  * Messages to run.ts:   {t:'ready'}, {t:'progress'}, {t:'synced'}, {t:'changed'}, {t:'warn'}, {t:'failed'}.
  */
 import * as grpc from '@grpc/grpc-js';
+import { TypeUrl } from '../src/proto/types.ts';
 import { jsonToStruct } from '../src/xds/protocol/messages.ts';
 import { AdsStream, interners, now, type Mode, type StreamObserver } from './ads-stream.ts';
 
@@ -18,6 +19,8 @@ export interface LoadgenOptions {
   /** Namespaces the proxies live in (round robin); proxies in one namespace share one view on the server. */
   namespaces: string[];
   streamsPerChannel: number;
+  /** HTTP/2 receive window per stream and connection; 0 = grpc-js's default (64 KiB), as a proxyless gRPC client has. */
+  flowControlWindow: number;
 }
 
 export interface ChangeMsg {
@@ -57,12 +60,6 @@ interface ActiveChange {
   done: number;
 }
 
-const typeNames: Record<string, string> = {
-  Cluster: 'envoy.config.cluster.v3.Cluster',
-  ClusterLoadAssignment: 'envoy.config.endpoint.v3.ClusterLoadAssignment',
-  Listener: 'envoy.config.listener.v3.Listener',
-  RouteConfiguration: 'envoy.config.route.v3.RouteConfiguration',
-};
 const peakRssMB = () => process.resourceUsage().maxRSS / 1024;
 
 const streams: AdsStream[] = [];
@@ -73,10 +70,10 @@ let t0 = 0;
 let fullCount = 0;
 let failures = 0;
 let active: ActiveChange | undefined;
-let cpuAtPhase = process.cpuUsage();
+let cpuAtStart = process.cpuUsage();
 
 const cpuSeconds = () => {
-  const d = process.cpuUsage(cpuAtPhase);
+  const d = process.cpuUsage(cpuAtStart);
   return (d.user + d.system) / 1e6;
 };
 
@@ -109,9 +106,9 @@ function finishSync(): void {
     perProxyMs: streams.map((s) => s.fullAt - t0),
     // Where the sync time goes: per type, when each stream had it complete (ms since the streams were opened).
     perTypeMs: Object.fromEntries(
-      ['Cluster', 'ClusterLoadAssignment', 'Listener', 'RouteConfiguration'].map((short) => [
+      (['Cluster', 'ClusterLoadAssignment', 'Listener', 'RouteConfiguration'] as const).map((short) => [
         short,
-        streams.map((s) => (s.completeAt.get(`type.googleapis.com/${typeNames[short]}`) ?? Number.NaN) - t0),
+        streams.map((s) => (s.completeAt.get(TypeUrl[short]) ?? Number.NaN) - t0),
       ]),
     ),
     loadgenPeakRssMB: peakRssMB(),
@@ -123,7 +120,6 @@ function finishSync(): void {
 function beginChange(msg: ChangeMsg): void {
   if (active) finishChange();
   traffic = new Traffic();
-  cpuAtPhase = process.cpuUsage();
   const interner = interners[msg.typeUrl]!;
   const bit = new Map<number, number>();
   msg.names.forEach((n, k) => bit.set(interner.id(n), 1 << k));
@@ -142,7 +138,7 @@ function finishChange(): void {
   const a = active;
   if (!a) return;
   active = undefined;
-  send({ t: 'changed', id: a.msg.id, perProxyMs: Array.from(a.doneAt, (v) => (Number.isNaN(v) ? null : v)), traffic, loadgenCpuSeconds: cpuSeconds() });
+  send({ t: 'changed', id: a.msg.id, perProxyMs: Array.from(a.doneAt, (v) => (Number.isNaN(v) ? null : v)), traffic });
 }
 
 function openStreams(): void {
@@ -158,13 +154,14 @@ function openStreams(): void {
   };
   const method = opts.mode === 'sotw' ? 'StreamAggregatedResources' : 'DeltaAggregatedResources';
   t0 = now();
-  cpuAtPhase = process.cpuUsage();
+  cpuAtStart = process.cpuUsage();
   for (let i = 0; i < opts.proxies; i++) {
     if (i % opts.streamsPerChannel === 0) {
       clients.push(
         new grpc.Client(opts.target, grpc.credentials.createInsecure(), {
           'grpc.use_local_subchannel_pool': 1,
           'grpc.max_receive_message_length': 256 * 1024 * 1024,
+          ...(opts.flowControlWindow > 0 ? { 'grpc-node.flow_control_window': opts.flowControlWindow } : {}),
         }),
       );
     }
@@ -218,6 +215,8 @@ process.on('message', (m: { t: string }) => {
   else if (m.t === 'status') send(status());
   else if (m.t === 'stop') stop();
 });
+// Exit normally on SIGTERM so a --cpu-prof profile is written.
+process.on('SIGTERM', () => process.exit(0));
 // The parent died or closed the channel: never outlive it.
 process.on('disconnect', () => {
   stop();

@@ -28,8 +28,6 @@ export interface ChangeSample {
   service: string;
   perProxyMs: Array<number | null>;
   traffic: TrafficCounts;
-  serverCpuSeconds: number;
-  loadgenCpuSeconds: number;
 }
 
 export interface ChangeSummary {
@@ -48,14 +46,16 @@ export interface ChangeSummary {
   perChange: Array<{ id: number; service: string; lastAckMs: number | null; p50Ms: number; missing: number }>;
 }
 
-export function summarizeChanges(samples: ChangeSample[]): ChangeSummary {
+/**
+ * `cpu` is measured over the whole scenario, spacing included: the server keeps working after the last ACK (it still
+ * has ACKs to read), so CPU counted only up to the last ACK would flatter it.
+ */
+export function summarizeChanges(samples: ChangeSample[], cpu: { server: number; loadgen: number }): ChangeSummary {
   const last: number[] = [];
   const all: number[] = [];
   let missing = 0;
   const responses: Record<string, number> = {};
   let bytes = 0;
-  let cpu = 0;
-  let lgCpu = 0;
   const perChange = samples.map((s) => {
     const got = s.perProxyMs.filter((x): x is number => x !== null);
     const miss = s.perProxyMs.length - got.length;
@@ -66,8 +66,6 @@ export function summarizeChanges(samples: ChangeSample[]): ChangeSummary {
     last.push(lastAck ?? Number.POSITIVE_INFINITY);
     for (const [k, v] of Object.entries(s.traffic.responses)) responses[k] = (responses[k] ?? 0) + v;
     bytes += s.traffic.total;
-    cpu += s.serverCpuSeconds;
-    lgCpu += s.loadgenCpuSeconds;
     return { id: s.id, service: s.service, lastAckMs: lastAck, p50Ms: dist(got).p50, missing: miss };
   });
   const n = Math.max(1, samples.length);
@@ -79,8 +77,8 @@ export function summarizeChanges(samples: ChangeSample[]): ChangeSummary {
     missing,
     perChangeResponses: Object.fromEntries(Object.entries(responses).map(([k, v]) => [k, v / n])),
     perChangeBytes: bytes / n,
-    serverCpuSecondsPerChange: cpu / n,
-    loadgenCpuSecondsPerChange: lgCpu / n,
+    serverCpuSecondsPerChange: cpu.server / n,
+    loadgenCpuSecondsPerChange: cpu.loadgen / n,
     perChange,
   };
 }
@@ -132,7 +130,7 @@ export function table(r: any): string {
     row('  every proxy p50 / p99 / max', fmtDist(c.allSamplesMs));
     row('  changes / missed ACKs', `${c.changes} / ${c.missing}`);
     row('  pushed per change', `${fmtCounts(c.perChangeResponses)}; ${fmtBytes(c.perChangeBytes)}`);
-    row('  CPU s per change server / loadgen', `${c.serverCpuSecondsPerChange.toFixed(2)} / ${c.loadgenCpuSecondsPerChange.toFixed(2)}`);
+    row('  CPU s per change server / loadgen (spacing incl.)', `${c.serverCpuSecondsPerChange.toFixed(2)} / ${c.loadgenCpuSecondsPerChange.toFixed(2)}`);
   }
   const m = r.memory;
   row('server RSS idle / synced / end', `${fmtMB(m.idleMB)} / ${fmtMB(m.afterSyncMB)} / ${fmtMB(m.endMB)}`);
@@ -150,6 +148,7 @@ export function table(r: any): string {
   }
   for (const [name, list] of byMetric) row(`  ${name}`, list.join(', '));
   for (const e of r.errors as string[]) row('ERROR', e);
+  for (const w of r.warnings as string[]) row('WARNING', w);
   const w0 = Math.max(...rows.map((x) => x[0].length));
   const w1 = Math.max(...rows.filter((x) => x[2]).map((x) => x[1].length));
   return rows.map(([a, b, c]) => `${a.padEnd(w0)}  ${b.padEnd(c ? w1 : 0)}  ${c}`.trimEnd()).join('\n');

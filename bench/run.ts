@@ -4,7 +4,9 @@
  * initial sync, endpoint-change and VirtualService-change propagation to the last ACK, server RSS, bytes per proxy.
  *
  *   npm run bench -- [--services 1000] [--endpoints-per-service 10] [--proxies 2000] [--changes 20] [--mode sotw|delta]
- *                    [--proxy-namespaces 5] [--spacing-ms 2000] [--cpu-prof] [--keep]
+ *                    [--proxy-namespaces 5] [--spacing-ms 2000] [--flow-control-window BYTES] [--cpu-prof] [--keep]
+ *   --cpu-prof writes V8 profiles of the server and the load generator to bench/results/prof-<stamp>/; summarize
+ *   them with bench/profile-summary.ts.
  *   BENCH_SCALE=small npm run bench        # 100 services / 5 endpoints each / 200 proxies
  *
  * Prints a table; writes bench/results/<timestamp>.json (and the server's log beside it).
@@ -18,7 +20,7 @@ import { TypeUrl } from '../src/proto/types.ts';
 import { now } from './ads-stream.ts';
 import { buildServices, movedAddress, moveEndpoint, namespacesOf, reweight, writeMesh, type ServiceInfo } from './mesh-config.ts';
 import { cpuSecondsOf, killAll, killAllNow, memoryOf, scrapeMetrics, sleep, startServer, track, waitReady, type ServerProcess } from './procs.ts';
-import { dist, summarizeChanges, table, writeJson, type ChangeSample, type Target } from './report.ts';
+import { dist, summarizeChanges, table, writeJson, type ChangeSample, type ChangeSummary, type Target } from './report.ts';
 
 const small = process.env.BENCH_SCALE === 'small';
 const { values: flags } = parseArgs({
@@ -30,6 +32,7 @@ const { values: flags } = parseArgs({
     mode: { type: 'string', default: 'sotw' },
     'proxy-namespaces': { type: 'string', default: '5' },
     'spacing-ms': { type: 'string', default: '2000' },
+    'flow-control-window': { type: 'string', default: '0' },
     'budget-s': { type: 'string', default: '570' },
     'cpu-prof': { type: 'boolean', default: false },
     keep: { type: 'boolean', default: false },
@@ -67,6 +70,7 @@ const result: any = {
     proxyNamespaces: Math.min(num('proxy-namespaces'), namespaces.length),
     changes,
     spacingMs,
+    flowControlWindow: num('flow-control-window') || 'grpc-js default',
     cores: os.cpus().length,
     cpuModel: os.cpus()[0]?.model ?? 'unknown',
     memoryGB: Math.round(os.totalmem() / 2 ** 30),
@@ -80,9 +84,9 @@ const result: any = {
 };
 
 /** The load generator child and a small request/response layer over its IPC messages. */
-function startLoadgen(target: string) {
-  const options = { target, proxies, mode: flags.mode, namespaces: namespaces.slice(0, result.scale.proxyNamespaces), streamsPerChannel: 50 };
-  const child = track(spawn(process.execPath, ['--max-old-space-size=4096', path.join(ROOT, 'bench', 'loadgen.ts'), JSON.stringify(options)], { cwd: ROOT, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] }));
+function startLoadgen(target: string, nodeFlags: string[]) {
+  const options = { target, proxies, mode: flags.mode, namespaces: namespaces.slice(0, result.scale.proxyNamespaces), streamsPerChannel: 50, flowControlWindow: num('flow-control-window') };
+  const child = track(spawn(process.execPath, [...nodeFlags, '--max-old-space-size=4096', path.join(ROOT, 'bench', 'loadgen.ts'), JSON.stringify(options)], { cwd: ROOT, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] }));
   const waiters: Array<{ match: (m: any) => boolean; resolve: (m: any) => void; reject: (e: Error) => void }> = [];
   let failures = 0;
   child.on('message', (m: any) => {
@@ -119,7 +123,9 @@ async function initialSync(server: ServerProcess, lg: Loadgen): Promise<void> {
   const timeline: Array<{ s: number; rssMB: number }> = [];
   const started = now();
   // RSS every second during the sync: a memory blow-up shows where it happens, not only its peak.
-  const sampler = setInterval(() => timeline.push({ s: Math.round((now() - started) / 1000), rssMB: Math.round(memoryOf(server.pid).rssMB) }), 1000);
+  const sampler = setInterval(() => {
+    if (server.child.exitCode === null) timeline.push({ s: Math.round((now() - started) / 1000), rssMB: Math.round(memoryOf(server.pid).rssMB) });
+  }, 1000);
   try {
     lg.send({ t: 'start' });
     log(`initial sync: ${proxies} ${flags.mode} streams`);
@@ -148,14 +154,14 @@ async function initialSync(server: ServerProcess, lg: Loadgen): Promise<void> {
 }
 
 /** K changes of one kind, `spacingMs` apart; each waits until every proxy ACKed it (or a bounded timeout). */
-async function changeScenario(server: ServerProcess, lg: Loadgen, kind: 'eds' | 'rds', firstId: number): Promise<ChangeSample[]> {
+async function changeScenario(server: ServerProcess, lg: Loadgen, kind: 'eds' | 'rds', firstId: number): Promise<ChangeSummary> {
   const samples: ChangeSample[] = [];
+  const cpu0 = { server: cpuSecondsOf(server.pid), loadgen: cpuSecondsOf(lg.child.pid!) };
   const typeUrl = kind === 'eds' ? TypeUrl.ClusterLoadAssignment : TypeUrl.RouteConfiguration;
   for (let k = 0; k < changes && Date.now() < deadline - 15_000; k++) {
     // Distinct services per change (37 is coprime with the service counts used); EDS and VS edits use different ones.
     const s: ServiceInfo = services[((kind === 'eds' ? 0 : 11) + k * 37) % services.length]!;
     const id = firstId + k;
-    const cpu0 = cpuSecondsOf(server.pid);
     const at = now();
     // Tell the load generator first, then write: the server needs ≥ 150 ms (file settle + debounce) to react anyway.
     const names = kind === 'eds' ? [`outbound|8080||${s.host}`, `outbound|8080|v1|${s.host}`] : [`outbound|8080||${s.host}`];
@@ -167,12 +173,12 @@ async function changeScenario(server: ServerProcess, lg: Loadgen, kind: 'eds' | 
       lg.send({ t: 'collect' });
       return lg.wait((x) => x.t === 'changed' && x.id === id, 5000, `change ${id} results`);
     });
-    samples.push({ id, service: `${s.namespace}/${s.name}`, perProxyMs: m.perProxyMs, traffic: m.traffic, serverCpuSeconds: cpuSecondsOf(server.pid) - cpu0, loadgenCpuSeconds: m.loadgenCpuSeconds });
+    samples.push({ id, service: `${s.namespace}/${s.name}`, perProxyMs: m.perProxyMs, traffic: m.traffic });
     const got = m.perProxyMs.filter((x: number | null) => x !== null);
     log(`${kind} change ${k + 1}/${changes} (${s.name}): last ACK ${got.length ? Math.round(Math.max(...got)) : '-'} ms, ${m.perProxyMs.length - got.length} missing`);
     await sleep(at + spacingMs - now());
   }
-  return samples;
+  return summarizeChanges(samples, { server: cpuSecondsOf(server.pid) - cpu0.server, loadgen: cpuSecondsOf(lg.child.pid!) - cpu0.loadgen });
 }
 
 function judge(): void {
@@ -193,21 +199,26 @@ async function main(): Promise<number> {
   const logFile = path.join(RESULTS, `${stamp}-server.log`);
   result.serverLog = path.relative(ROOT, logFile);
   const t0 = Date.now();
-  const server = await startServer({ root: ROOT, configDir, logFile, nodeFlags });
+  const server = await startServer({ root: ROOT, configDir, logFile, nodeFlags }).catch((err) => {
+    fs.rmSync(configDir, { recursive: true, force: true });
+    throw err;
+  });
   let lg: Loadgen | undefined;
   try {
     server.child.once('exit', (code, signal) => {
-      if (!stopping) result.errors.push(`mizzen exited unexpectedly (code ${code}, signal ${signal}); see ${result.serverLog}`);
+      if (stopping) return;
+      result.errors.push(`mizzen exited unexpectedly (code ${code}, signal ${signal}); see ${result.serverLog}`);
+      lg?.child.kill(); // ends every pending wait at once instead of at its timeout
     });
     await waitReady(server, remaining(180_000));
     result.startup.readyMs = Date.now() - t0;
     result.memory.idleMB = memoryOf(server.pid).rssMB;
     log(`mizzen ready in ${result.startup.readyMs} ms (pid ${server.pid}, RSS ${Math.round(result.memory.idleMB)} MiB)`);
-    lg = startLoadgen(`127.0.0.1:${server.xdsPort}`);
+    lg = startLoadgen(`127.0.0.1:${server.xdsPort}`, nodeFlags);
     await initialSync(server, lg);
     await sleep(2000); // let the sync's garbage and in-flight writes settle before timing changes
-    result.endpointChange = summarizeChanges(await changeScenario(server, lg, 'eds', 1));
-    result.virtualServiceChange = summarizeChanges(await changeScenario(server, lg, 'rds', 1001));
+    result.endpointChange = await changeScenario(server, lg, 'eds', 1);
+    result.virtualServiceChange = await changeScenario(server, lg, 'rds', 1001);
   } catch (err) {
     result.errors.push(err instanceof Error ? err.message : String(err));
   } finally {
@@ -224,7 +235,12 @@ async function main(): Promise<number> {
       result.metrics = await scrapeMetrics(server.monitoringPort, ['pilot_xds', 'pilot_xds_pushes', 'pilot_total_xds_rejects', 'pilot_xds_expired_nonce', 'pilot_total_xds_internal_errors', 'pilot_push_triggers']);
     }
     stopping = true;
-    lg?.send({ t: 'stop' });
+    if (lg && lg.child.exitCode === null) {
+      lg.send({ t: 'stop' });
+      // Let it exit by itself (and write its --cpu-prof profile) before anything is killed.
+      const child = lg.child;
+      await Promise.race([new Promise((r) => child.once('exit', r)), sleep(3000)]);
+    }
     await killAll(flags['cpu-prof'] ? 30_000 : 3000);
     if (!flags.keep) fs.rmSync(configDir, { recursive: true, force: true });
   }
@@ -241,7 +257,10 @@ for (const sig of ['SIGINT', 'SIGTERM'] as const) {
   process.once(sig, () => {
     stopping = true;
     log(`${sig}: stopping children`);
-    void killAll(1000).finally(() => process.exit(130));
+    void killAll(1000).finally(() => {
+      if (configDir && !flags.keep) fs.rmSync(configDir, { recursive: true, force: true });
+      process.exit(130);
+    });
   });
 }
 process.exitCode = await main();

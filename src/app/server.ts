@@ -3,6 +3,7 @@
  * ADS streams, plus the monitoring port. Nothing here is reachable from the generators or the protocol layer.
  */
 import * as grpc from '@grpc/grpc-js';
+import v8 from 'node:v8';
 import type { FastifyInstance } from 'fastify';
 import { allKinds } from '../config/kinds/all.ts';
 import { formatConfigError, type ConfigObject } from '../config/object.ts';
@@ -232,6 +233,16 @@ export class MizzenServer {
       },
       configz: () => ({ objects: this.store.count(), rejected: Object.fromEntries(this.rejected) }),
       registryz: () => this.provider.pushContext.registry.services,
+      memz: () => {
+        const mb = (n: number) => Math.round(n / 1048576);
+        const m = process.memoryUsage();
+        return {
+          processMB: { rss: mb(m.rss), heapUsed: mb(m.heapUsed), heapTotal: mb(m.heapTotal), external: mb(m.external), arrayBuffers: mb(m.arrayBuffers) },
+          heapSpacesMB: Object.fromEntries(v8.getHeapSpaceStatistics().map((s) => [s.space_name, mb(s.space_used_size)])),
+          send: this.ads.sendStats(),
+          cache: this.provider.cacheStats(),
+        };
+      },
       pushStatus: () => ({ version: this.currentVersion, lastPush: this.lastPush, cache: this.provider.cacheStats(), leftOut: this.provider.currentNotes() }),
     };
   }

@@ -12,6 +12,7 @@ export interface DebugSource {
   connections(): unknown;
   configz(): unknown;
   registryz(): unknown;
+  memz(): unknown;
   pushStatus(): unknown;
 }
 
@@ -34,6 +35,7 @@ export async function startMonitoring(options: { host: string; port: number; met
   app.get('/debug/connections', async () => debug.connections());
   app.get('/debug/configz', async () => debug.configz());
   app.get('/debug/registryz', async () => debug.registryz());
+  app.get('/debug/memz', async () => debug.memz());
   app.get('/debug/push_status', async () => debug.pushStatus());
   app.get<{ Querystring: { proxyID?: string; types?: string } }>('/debug/config_dump', async (req, reply) => {
     const id = req.query.proxyID;
@@ -43,7 +45,7 @@ export async function startMonitoring(options: { host: string; port: number; met
     return dump;
   });
   app.get('/debug', async () => ({
-    endpoints: ['/debug/syncz', '/debug/config_dump?proxyID=', '/debug/connections', '/debug/configz', '/debug/registryz', '/debug/push_status'],
+    endpoints: ['/debug/syncz', '/debug/config_dump?proxyID=', '/debug/connections', '/debug/configz', '/debug/registryz', '/debug/push_status', '/debug/memz'],
   }));
   await app.listen({ host: options.host, port: options.port });
   return app;

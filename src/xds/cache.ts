@@ -42,6 +42,18 @@ export class ViewCache {
     for (const key of [...this.entries.keys()]) if (predicate(key)) this.entries.delete(key);
   }
 
+  /** Encoded bytes held (resources and shared wire encodings), for /debug/memz. */
+  bytes(): number {
+    let n = 0;
+    for (const list of this.entries.values()) {
+      for (const e of list) {
+        const v = e.value as { bytes?: Uint8Array; wire?: { sotw?: Buffer; delta?: Buffer } } | null;
+        n += (v?.bytes?.length ?? 0) + (v?.wire?.sotw?.length ?? 0) + (v?.wire?.delta?.length ?? 0);
+      }
+    }
+    return n;
+  }
+
   get size(): number {
     return this.entries.size;
   }

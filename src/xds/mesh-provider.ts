@@ -76,8 +76,8 @@ export class MeshResourceProvider implements ResourceProvider<ProxyState> {
     return [...this.notes].sort();
   }
 
-  cacheStats(): { entries: number; hits: number; misses: number } {
-    return { entries: this.cache.size, hits: this.cache.hits, misses: this.cache.misses };
+  cacheStats(): { entries: number; hits: number; misses: number; bytes: number } {
+    return { entries: this.cache.size, hits: this.cache.hits, misses: this.cache.misses, bytes: this.cache.bytes() };
   }
 
   connect(node: NodeInfo): ProxyState {

@@ -109,6 +109,11 @@ export class AdsServer<P> {
     call.on('cancelled', finish);
   }
 
+  /** Bytes written to streams and not yet flushed, and streams waiting for send budget. */
+  sendStats(): { inflightBytes: number; waitingStreams: number; openCalls: number } {
+    return { inflightBytes: this.deps.gate.inflightBytes, waitingStreams: this.deps.gate.waiting, openCalls: this.calls.size };
+  }
+
   /** Ends every stream with UNAVAILABLE, so clients reconnect (to this or another replica) at once. */
   closeAll(): void {
     for (const c of this.connections) c.close();
