@@ -36,7 +36,7 @@ module.exports = {
       severity: 'error',
       from: { path: '^src/xds/(generators|builders)/' },
       to: {
-        pathNot: ['^src/xds/(generators|builders)/', '^src/model/', '^src/proto/types\\.ts$', '^src/shared/', '^src/config/kinds/'],
+        pathNot: ['^src/xds/(generators|builders)/', '^src/model/', '^src/proto/(types|struct)\\.ts$', '^src/shared/', '^src/config/kinds/'],
       },
     },
     {

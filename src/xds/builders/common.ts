@@ -51,20 +51,4 @@ export const GRPC_STATUS: Record<string, number> = {
   UNAUTHENTICATED: 16,
 };
 
-/**
- * A google.protobuf.Struct in the shape protobufjs encodes (its well-known types use camelCase: `stringValue`), for
- * metadata such as `filter_metadata.istio`.
- */
-export function struct(json: Record<string, unknown>): { fields: Record<string, unknown> } {
-  const value = (v: unknown): unknown => {
-    if (v === null || v === undefined) return { nullValue: 0 };
-    if (typeof v === 'string') return { stringValue: v };
-    if (typeof v === 'number') return { numberValue: v };
-    if (typeof v === 'boolean') return { boolValue: v };
-    if (Array.isArray(v)) return { listValue: { values: v.map(value) } };
-    return { structValue: struct(v as Record<string, unknown>) };
-  };
-  const fields: Record<string, unknown> = {};
-  for (const [k, v] of Object.entries(json)) fields[k] = value(v);
-  return { fields };
-}
+export { jsonToStruct as struct } from '../../proto/struct.ts';
