@@ -88,8 +88,11 @@ export class DeltaConnection<P> extends Connection<P> {
     }
     this.announceMissing.delete(w.typeUrl);
     // After a whole-set response the stream holds exactly the shared set; after a partial one, an overlay on it.
-    if (only) for (const r of changed) w.sent.set(r.name, r.version);
-    else {
+    if (only) {
+      for (const r of changed) w.sent.set(r.name, r.version);
+      // The stream no longer holds exactly the last whole set: a later full push must diff, not skip on the hash.
+      w.sentSetVersion = undefined;
+    } else {
       w.sentSetVersion = set.version;
       w.sent.replaceAll(current);
     }
