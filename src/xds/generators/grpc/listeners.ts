@@ -32,13 +32,9 @@ function clientListener(name: string, address: string, port: number, routeConfig
 function serverListener(ctx: GenContext, name: string): Json | undefined {
   const { host, port } = splitHostPort(name.slice(GRPC_INBOUND_LISTENER_PREFIX.length));
   if (!port) return undefined;
-  const ips = ctx.view.ipAddresses();
-  const targets = ctx.push.registry.services.filter((s) =>
-    ctx.push.endpoints(s).some((e) => e.port === port && (ips.includes(e.address) || host === '0.0.0.0' || host === '::')),
-  );
-  if (targets.length === 0) {
-    ctx.note(`server listener ${name}: no service selects this workload on port ${port}; serving it plaintext with no service policies`);
-  }
+  // Unlike istiod, the listener does not wait for a service to select the workload: a server that is not registered
+  // yet still serves (plaintext, no service policies) instead of staying NOT_SERVING with no explanation. Nothing here
+  // reads endpoints, so endpoint-only pushes cannot leave it stale.
   return {
     name,
     // gRPC's XdsServer serves only when this equals the address it bound, exactly.
