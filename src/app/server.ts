@@ -18,6 +18,7 @@ import { PUSH_ORDER, shortTypeName } from '../proto/types.ts';
 import { startMonitoring } from '../monitoring/http.ts';
 import { createMetrics, type Metrics } from '../monitoring/metrics.ts';
 import { systemClock, type Clock } from '../shared/clock.ts';
+import { ErrorCode } from '../shared/errors.ts';
 import type { Logger } from '../shared/log.ts';
 import { MeshResourceProvider, type ProxyState } from '../xds/mesh-provider.ts';
 import { AdsServer } from '../xds/protocol/server.ts';
@@ -89,7 +90,7 @@ export class MizzenServer {
       clock,
       merge: (a, b) => ({ change: mergeChanges(a.change, b.change) }),
       release: (p, firstAt) => this.release(p.change, firstAt),
-      onError: (err) => this.log.error({ err }, 'push failed'),
+      onError: (err) => this.log.error({ code: ErrorCode.Internal, err }, 'push failed'),
     });
 
     let synced!: () => void;
@@ -146,8 +147,9 @@ export class MizzenServer {
         const lines = formatConfigError(e);
         this.rejected.set(`${e.kind}/${e.namespace ?? ''}/${e.name ?? e.source?.file ?? ''}`, lines);
         this.metrics.configRejected.inc({ kind: e.kind });
+        const code = e.kind === 'YAML' ? ErrorCode.ConfigParse : e.errors.some((f) => f.path === 'apiVersion') ? (e.errors[0]!.message.startsWith('unknown kind') ? ErrorCode.ConfigUnknownKind : ErrorCode.ConfigUnsupportedVersion) : ErrorCode.ConfigInvalid;
         for (const line of lines) {
-          this.log.error({ kind: e.kind, namespace: e.namespace, name: e.name, file: e.source?.file, line: e.source?.line }, `config refused: ${line}`);
+          this.log.error({ code, kind: e.kind, namespace: e.namespace, name: e.name, file: e.source?.file, line: e.source?.line }, `config refused: ${line}`);
         }
       },
       synced: onSynced,

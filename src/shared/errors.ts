@@ -1,28 +1,18 @@
 /**
- * One error type with stable codes. Validation code never throws: it returns a Result. Errors turn into gRPC statuses
- * or HTTP codes only at the edges (see docs/errors.md for the code table).
+ * Stable error codes, carried in every log line that reports one (see docs/errors.md). Validation never throws: it
+ * returns a Result. Errors turn into gRPC statuses or HTTP codes only at the edges.
  */
 export const ErrorCode = {
   ConfigInvalid: 'MZ1001',
   ConfigUnknownKind: 'MZ1002',
   ConfigUnsupportedVersion: 'MZ1003',
   ConfigParse: 'MZ1004',
-  ConfigConflict: 'MZ1005',
   ProxyBadNode: 'MZ2001',
   XdsUnknownType: 'MZ2002',
   XdsGeneration: 'MZ2003',
   Internal: 'MZ9000',
 } as const;
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
-
-export class MizzenError extends Error {
-  readonly code: ErrorCode;
-  constructor(code: ErrorCode, message: string, options?: { cause?: unknown }) {
-    super(message, options);
-    this.code = code;
-    this.name = 'MizzenError';
-  }
-}
 
 /** A problem with one field of one config object. `path` is `spec.http[0].timeout` style. */
 export interface FieldError {
@@ -44,8 +34,4 @@ export function formatPath(segments: ReadonlyArray<string | number>): string {
     else out += `[${JSON.stringify(s)}]`;
   }
   return out;
-}
-
-export function errorMessage(err: unknown): string {
-  return err instanceof Error ? err.message : String(err);
 }

@@ -3,6 +3,7 @@
  * encodes once, and reports notes (features left out for a proxy type) once per push context.
  */
 import { createHash } from 'node:crypto';
+import { ErrorCode } from '../shared/errors.ts';
 import type { Logger } from '../shared/log.ts';
 import { isProxylessGrpc, parseProxy, type Proxy } from '../model/proxy.ts';
 import { ReadMemo, RecordingView } from '../model/proxy-view.ts';
@@ -124,7 +125,7 @@ export class MeshResourceProvider implements ResourceProvider<ProxyState> {
     } catch (err) {
       this.generationErrors++;
       this.onError();
-      this.log.error({ err, type: gen.typeUrl, resource: name, proxy: state.proxy.id }, 'generating a resource failed; it is left out');
+      this.log.error({ code: ErrorCode.XdsGeneration, err, type: gen.typeUrl, resource: name, proxy: state.proxy.id }, 'generating a resource failed; it is left out');
     }
     this.cache.put<Cached>(key, view.reads, value);
     into?.absorb(view.reads);

@@ -3,6 +3,7 @@
  * responses carry only changed resources plus the names removed. On reconnect the client lists the versions it holds
  * (initial_resource_versions), so only what differs is sent again.
  */
+import { ErrorCode } from '../../shared/errors.ts';
 import { Connection } from './connection.ts';
 import { encodeDeltaHead, encodeDeltaResources, type DeltaDiscoveryRequest } from './messages.ts';
 import type { PushRequest } from './provider.ts';
@@ -17,7 +18,7 @@ export class DeltaConnection<P> extends Connection<P> {
   handleRequest(req: DeltaDiscoveryRequest): void {
     this.identify(req.node);
     if (!this.deps.provider.supports(req.type_url)) {
-      this.deps.log.warn({ proxy: this.id, type: req.type_url }, 'request for an unknown type URL ignored');
+      this.deps.log.warn({ code: ErrorCode.XdsUnknownType, proxy: this.id, type: req.type_url }, 'request for an unknown type URL ignored');
       return;
     }
     const fresh = !this.watches.has(req.type_url);

@@ -3,6 +3,7 @@
  * bytes go out without re-encoding. It tracks live connections; the push queue decides when each is pushed.
  */
 import * as grpc from '@grpc/grpc-js';
+import { ErrorCode } from '../../shared/errors.ts';
 import type { Logger } from '../../shared/log.ts';
 import { Connection, type ConnectionDeps } from './connection.ts';
 import { DeltaConnection } from './delta.ts';
@@ -94,8 +95,8 @@ export class AdsServer<P> {
         const refusal = err instanceof StreamRefusal;
         const code = refusal ? err.grpcCode : grpc.status.INTERNAL;
         const details = err instanceof Error ? err.message : String(err);
-        if (refusal) this.deps.log.warn({ peer: conn.peer, error: details }, 'xDS stream refused');
-        else this.deps.log.error({ proxy: conn.id, err }, 'xDS request failed');
+        if (refusal) this.deps.log.warn({ code: ErrorCode.ProxyBadNode, peer: conn.peer, error: details }, 'xDS stream refused');
+        else this.deps.log.error({ code: ErrorCode.Internal, proxy: conn.id, err }, 'xDS request failed');
         finish();
         call.emit('error', { code, details, metadata: new grpc.Metadata() });
       }

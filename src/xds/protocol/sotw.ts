@@ -6,6 +6,7 @@
  * - an empty nonce starts (or restarts) a watch and is always answered.
  * LDS and CDS responses carry every resource; RDS and EDS responses carry only new or changed ones.
  */
+import { ErrorCode } from '../../shared/errors.ts';
 import { Connection } from './connection.ts';
 import { encodeSotwHead, encodeSotwResources, type DiscoveryRequest } from './messages.ts';
 import type { PushRequest, Resource } from './provider.ts';
@@ -18,7 +19,7 @@ export class SotwConnection<P> extends Connection<P> {
   handleRequest(req: DiscoveryRequest): void {
     this.identify(req.node);
     if (!this.deps.provider.supports(req.type_url)) {
-      this.deps.log.warn({ proxy: this.id, type: req.type_url }, 'request for an unknown type URL ignored');
+      this.deps.log.warn({ code: ErrorCode.XdsUnknownType, proxy: this.id, type: req.type_url }, 'request for an unknown type URL ignored');
       return;
     }
     const w = this.watch(req.type_url);
