@@ -154,12 +154,12 @@ export abstract class Connection<P> {
       return;
     }
     const prev = this.deferred.get(w);
-    const merged: DeferredAnswer = {
+    // Either side asking for the whole subscription makes the merged answer whole.
+    const whole = only === undefined || (prev !== undefined && prev.only === undefined);
+    this.deferred.set(w, {
       force: force || (prev?.force ?? false),
-      only: prev && prev.only === undefined ? undefined : only === undefined ? undefined : new Set([...(prev?.only ?? []), ...only]),
-    };
-    if (prev && prev.only === undefined) merged.only = undefined;
-    this.deferred.set(w, merged);
+      only: whole ? undefined : new Set([...(prev?.only ?? []), ...only]),
+    });
     this.waitToSend();
   }
 
