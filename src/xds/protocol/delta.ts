@@ -39,7 +39,24 @@ export class DeltaConnection<P> extends Connection<P> {
       for (const [name, version] of Object.entries(req.initial_resource_versions)) w.sent.set(name, version);
       if (req.resource_names_subscribe.length === 0 && LEGACY_WILDCARD_TYPES.has(w.typeUrl)) w.wildcard = true;
     }
+    const added = this.applySubscription(w, req);
+    if (fresh) {
+      this.answer(w, undefined, true);
+    } else if (added.size > 0 || req.resource_names_subscribe.includes('*')) {
+      const missing = this.announceMissing.get(w.typeUrl) ?? new Set<string>();
+      for (const n of added) missing.add(n);
+      this.announceMissing.set(w.typeUrl, missing);
+      this.answer(w, req.resource_names_subscribe.includes('*') ? undefined : added, false);
+    }
+  }
+
+  /**
+   * Applies subscribe/unsubscribe lists; returns the names newly subscribed. A bare ACK changes nothing and copies
+   * nothing (the subscribed-name set is shared and immutable; a change makes a new one).
+   */
+  private applySubscription(w: WatchState, req: DeltaDiscoveryRequest): Set<string> {
     const added = new Set<string>();
+    if (req.resource_names_subscribe.length === 0 && req.resource_names_unsubscribe.length === 0) return added;
     const names = new Set(w.names.names);
     const wildcardBefore = w.wildcard;
     for (const n of req.resource_names_subscribe) {
@@ -61,14 +78,7 @@ export class DeltaConnection<P> extends Connection<P> {
       w.names = internNames(names);
       w.sentSetVersion = undefined;
     }
-    if (fresh) {
-      this.answer(w, undefined, true);
-    } else if (added.size > 0 || req.resource_names_subscribe.includes('*')) {
-      const missing = this.announceMissing.get(w.typeUrl) ?? new Set<string>();
-      for (const n of added) missing.add(n);
-      this.announceMissing.set(w.typeUrl, missing);
-      this.answer(w, req.resource_names_subscribe.includes('*') ? undefined : added, false);
-    }
+    return added;
   }
 
   protected respond(w: WatchState, push: PushRequest | undefined, only: ReadonlySet<string> | undefined, initial = false): void {
