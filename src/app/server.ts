@@ -9,12 +9,12 @@ import { allKinds } from '../config/kinds/all.ts';
 import { formatConfigError, type ConfigObject } from '../config/object.ts';
 import { FileSource } from '../config/sources/file-source.ts';
 import type { ConfigSink, ConfigSource } from '../config/sources/source.ts';
-import { ConfigStore, mergeChanges, type ConfigChange } from '../model/config-store.ts';
+import { ConfigStore, mergeChanges, type ConfigChange, type ConfigSnapshot } from '../model/config-store.ts';
 import { DEFAULT_MESH, type MeshConfig } from '../model/mesh.ts';
 import { PushContext } from '../model/push-context.ts';
-import { buildRegistry } from '../model/service-registry.ts';
+import { buildRegistry, type Registry } from '../model/service-registry.ts';
 import { decodeResource } from '../proto/encode.ts';
-import { PUSH_ORDER, shortTypeName } from '../proto/types.ts';
+import { PUSH_ORDER, shortTypeName, TypeUrl } from '../proto/types.ts';
 import { startMonitoring } from '../monitoring/http.ts';
 import { createMetrics, type Metrics } from '../monitoring/metrics.ts';
 import { systemClock, type Clock } from '../shared/clock.ts';
@@ -102,7 +102,8 @@ export class MizzenServer {
 
     // The first push context is built before any proxy can connect: no proxy ever gets an empty config.
     this.currentVersion = this.nextVersion();
-    this.provider = new MeshResourceProvider(this.buildPushContext(), this.log.child({ scope: 'xds' }), () => this.metrics.internalErrors.inc());
+    const initial = this.store.snapshot();
+    this.provider = new MeshResourceProvider(this.buildPushContext(initial, buildRegistry(initial, this.mesh)), this.log.child({ scope: 'xds' }), () => this.metrics.internalErrors.inc());
     this.ads = new AdsServer<ProxyState>({
       provider: this.provider,
       log: this.log.child({ scope: 'ads' }),
@@ -156,9 +157,9 @@ export class MizzenServer {
     };
   }
 
-  private buildPushContext(): PushContext {
+  private buildPushContext(snapshot: ConfigSnapshot, registry: Registry): PushContext {
     const t0 = performance.now();
-    const push = new PushContext(this.store.snapshot(), this.mesh);
+    const push = new PushContext(snapshot, this.mesh, registry);
     this.metrics.pushContextInit.observe((performance.now() - t0) / 1000);
     this.metrics.services.set(push.registry.services.length);
     this.metrics.virtualServices.set(push.virtualServices.length);
@@ -172,17 +173,13 @@ export class MizzenServer {
     const snapshot = this.store.snapshot();
     const registry = buildRegistry(snapshot, this.mesh);
     const plan = planPush(prev, registry, change);
+    const push = this.buildPushContext(snapshot, registry);
     if ('none' in plan) {
       // Registry-only objects changed without changing any service or endpoint (e.g. a Pod's annotations).
-      this.provider.update(prev.withRegistry(snapshot, registry), new Set());
+      this.provider.update(push, new Set());
       return;
     }
     const version = this.nextVersion();
-    const t0 = performance.now();
-    const push = new PushContext(snapshot, this.mesh, registry);
-    this.metrics.pushContextInit.observe((performance.now() - t0) / 1000);
-    this.metrics.services.set(push.registry.services.length);
-    this.metrics.virtualServices.set(push.virtualServices.length);
     this.currentVersion = version;
     let req: PushRequest;
     if (plan.full) {
@@ -191,7 +188,7 @@ export class MizzenServer {
       this.metrics.pushTriggers.inc({ type: 'config' });
     } else {
       this.provider.update(push, plan.edsClusters);
-      req = { version, start: firstAt, full: false, names: new Map([['type.googleapis.com/envoy.config.endpoint.v3.ClusterLoadAssignment', plan.edsClusters]]) };
+      req = { version, start: firstAt, full: false, names: new Map([[TypeUrl.ClusterLoadAssignment, plan.edsClusters]]) };
       this.metrics.pushTriggers.inc({ type: 'endpoint' });
     }
     this.lastPush = { version, reason: plan.reason, at: new Date().toISOString(), proxies: this.ads.connections.size };

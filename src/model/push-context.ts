@@ -69,11 +69,6 @@ export class PushContext {
     for (const dr of this.destinationRules) this.drByHost.add(dr.host, dr);
   }
 
-  /** A new context sharing this one's config indexes but with a new registry (endpoint-only changes). */
-  withRegistry(config: ConfigSnapshot, registry: Registry): PushContext {
-    return new PushContext(config, this.mesh, registry);
-  }
-
   endpoints(service: Service): readonly Endpoint[] {
     return this.registry.endpoints.get(serviceKey(service)) ?? [];
   }

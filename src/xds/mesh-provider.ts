@@ -63,6 +63,7 @@ export class MeshResourceProvider implements ResourceProvider<ProxyState> {
   /** A new push context. `endpointsOnly` keeps everything but the EDS entries for those cluster names. */
   update(push: PushContext, endpointsOnly?: ReadonlySet<string>): void {
     this.push = push;
+    if (endpointsOnly?.size === 0) return; // nothing any resource read has changed
     if (endpointsOnly) {
       const eds = TypeUrl.ClusterLoadAssignment;
       this.cache.drop((k) => k.startsWith(`${eds}\0`) && (k.startsWith(`${eds}\0set\0`) || endpointsOnly.has(k.slice(eds.length + 1))));
@@ -123,13 +124,17 @@ export class MeshResourceProvider implements ResourceProvider<ProxyState> {
       const json = gen.build(this.context(view), name);
       if (json) value = encodeResource(gen.typeUrl, name, json);
     } catch (err) {
-      this.generationErrors++;
-      this.onError();
-      this.log.error({ code: ErrorCode.XdsGeneration, err, type: gen.typeUrl, resource: name, proxy: state.proxy.id }, 'generating a resource failed; it is left out');
+      this.countError(err, gen.typeUrl, name, state);
     }
     this.cache.put<Cached>(key, view.reads, value);
     into?.absorb(view.reads);
     return value ?? undefined;
+  }
+
+  private countError(err: unknown, typeUrl: string, resource: string, state: ProxyState): void {
+    this.generationErrors++;
+    this.onError();
+    this.log.error({ code: ErrorCode.XdsGeneration, err, type: typeUrl, resource, proxy: state.proxy.id }, 'generating a resource failed; it is left out');
   }
 
   resources(state: ProxyState, sub: Subscription, only?: ReadonlySet<string>): ResourceSet {
@@ -152,7 +157,7 @@ export class MeshResourceProvider implements ResourceProvider<ProxyState> {
       try {
         for (const n of gen.names(this.context(view))) names.add(n);
       } catch (err) {
-        this.log.error({ err, type: sub.typeUrl, proxy: state.proxy.id }, 'listing resources failed');
+        this.countError(err, sub.typeUrl, '*', state);
       }
     }
     const out = new Map<string, EncodedResource>();
