@@ -75,6 +75,7 @@ export class SentVersions {
   }
 
   get size(): number {
+    if (this.overlay.size === 0) return this.base?.size ?? 0;
     let n = 0;
     for (const _ of this.keys()) n++;
     return n;
