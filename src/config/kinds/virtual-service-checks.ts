@@ -24,12 +24,12 @@ const HTTP_STATUS_CODES = new Set([
   ...Array.from({ length: 19 }, (_, i) => 400 + i), 421, 422, 423, 424, 425, 426, 428, 429, 431, 451,
   500, 501, 502, 503, 504, 505, 506, 507, 508, 510, 511,
 ]);
-/** grpc.SupportedGRPCStatus: code names only (numbers are not accepted). */
-export const GRPC_STATUS_CODES = [
-  'OK', 'CANCELLED', 'UNKNOWN', 'INVALID_ARGUMENT', 'DEADLINE_EXCEEDED', 'NOT_FOUND', 'ALREADY_EXISTS', 'PERMISSION_DENIED',
-  'RESOURCE_EXHAUSTED', 'FAILED_PRECONDITION', 'ABORTED', 'OUT_OF_RANGE', 'UNIMPLEMENTED', 'INTERNAL', 'UNAVAILABLE',
-  'DATA_LOSS', 'UNAUTHENTICATED',
-] as const;
+/** grpc.SupportedGRPCStatus: the code names Istio accepts for fault.abort.grpcStatus (numbers are not), → codes. */
+export const GRPC_STATUS_CODES: Readonly<Record<string, number>> = {
+  OK: 0, CANCELLED: 1, UNKNOWN: 2, INVALID_ARGUMENT: 3, DEADLINE_EXCEEDED: 4, NOT_FOUND: 5, ALREADY_EXISTS: 6,
+  PERMISSION_DENIED: 7, RESOURCE_EXHAUSTED: 8, FAILED_PRECONDITION: 9, ABORTED: 10, OUT_OF_RANGE: 11,
+  UNIMPLEMENTED: 12, INTERNAL: 13, UNAVAILABLE: 14, DATA_LOSS: 15, UNAUTHENTICATED: 16,
+};
 const HTTP_METHODS = new Set(['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'CONNECT', 'OPTIONS', 'TRACE']);
 const JWT_CLAIM_PREFIX = '@request.auth.claims.';
 const MESH = 'mesh';
@@ -110,7 +110,7 @@ function checkFault(report: Report, path: string, f: HTTPFaultInjection): void {
     // No error type is accepted, as Istio does (it only warns); translation then leaves the abort out with a note.
     if (types.length > 1) report(p, `only one of httpStatus, grpcStatus, http2Error may be set, got ${types.join(' and ')}`);
     if (a.httpStatus !== undefined && (a.httpStatus < 200 || a.httpStatus > 600)) report(`${p}.httpStatus`, `HTTP status must be between 200 and 600, got ${a.httpStatus}`);
-    if (a.grpcStatus !== undefined && !(GRPC_STATUS_CODES as readonly string[]).includes(a.grpcStatus)) {
+    if (a.grpcStatus !== undefined && !Object.hasOwn(GRPC_STATUS_CODES, a.grpcStatus)) {
       report(`${p}.grpcStatus`, `unsupported gRPC status "${a.grpcStatus}"; use a code name such as UNAVAILABLE or NOT_FOUND`);
     }
     if (a.http2Error !== undefined) report(`${p}.http2Error`, 'HTTP/2 abort fault injection is not supported');

@@ -7,7 +7,8 @@ import type { Destination, HTTPMatchRequest, HTTPRoute, HTTPRetry } from '../../
 import { resolveShortName } from '../../model/hosts.ts';
 import { clusterName, MESH_GATEWAY } from '../../model/names.ts';
 import type { IndexedVirtualService } from '../../model/push-context.ts';
-import { compact, duration, fractionalPercent, GRPC_STATUS, hundredPercent, struct, ZERO_DURATION, type Json } from './common.ts';
+import { GRPC_STATUS_CODES } from '../../config/kinds/virtual-service.ts';
+import { compact, duration, fractionalPercent, hundredPercent, struct, ZERO_DURATION, type Json } from './common.ts';
 import { hashPolicyFor } from './hash-policy.ts';
 import type { RouteContext } from './route-context.ts';
 
@@ -142,8 +143,8 @@ function faultConfig(route: HTTPRoute, ctx: RouteContext): Json | undefined {
     const abort: Json = { percentage: pct(f.abort.percentage, undefined) };
     if (f.abort.httpStatus !== undefined) abort.http_status = f.abort.httpStatus;
     else if (f.abort.grpcStatus !== undefined) {
-      const code = GRPC_STATUS[String(f.abort.grpcStatus).toUpperCase()] ?? Number(f.abort.grpcStatus);
-      abort.grpc_status = code;
+      // Validation admits only code names, so the lookup always succeeds.
+      abort.grpc_status = GRPC_STATUS_CODES[f.abort.grpcStatus];
     } else {
       ctx.note(f.abort.http2Error !== undefined ? 'fault.abort.http2Error is not supported: abort left out' : 'fault.abort has no error type: abort left out');
       return out.delay ? out : undefined;
