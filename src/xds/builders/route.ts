@@ -154,7 +154,14 @@ function faultConfig(route: HTTPRoute, ctx: RouteContext): Json | undefined {
   return out.delay || out.abort ? out : undefined;
 }
 
-/** One VirtualService HTTP route → zero or more Envoy routes (one per match). `done` is set after a catch-all. */
+/** A match with no condition but its name, or only `uri.prefix: /`: nothing after it can match (istiod stops there). */
+function matchesEverything(m: HTTPMatchRequest | undefined): boolean {
+  if (!m) return true;
+  const conditions = Object.keys(m).filter((k) => k !== 'name');
+  return conditions.length === 0 || (conditions.length === 1 && m.uri?.prefix === '/');
+}
+
+/** One VirtualService HTTP route → zero or more Envoy routes (one per match); `catchAll` once one matches everything. */
 export function translateHttpRoute(route: HTTPRoute, index: number, vs: IndexedVirtualService, ctx: RouteContext): { routes: Json[]; catchAll: boolean } {
   const vsNs = vs.object.metadata.namespace;
   const where = `VirtualService ${vsNs}/${vs.object.metadata.name} http[${index}]`;
@@ -194,7 +201,7 @@ export function translateHttpRoute(route: HTTPRoute, index: number, vs: IndexedV
   if (hashPolicies.length > 0) action.hash_policy = hashPolicies;
   const fault = faultConfig(route, local);
 
-  for (const [mi, m] of matches.entries()) {
+  for (const m of matches) {
     if (m && !matchApplies(m, local)) continue;
     const match = translateMatch(m, local);
     if (!match) continue;
@@ -202,7 +209,7 @@ export function translateHttpRoute(route: HTTPRoute, index: number, vs: IndexedV
     const r: Json = compact({
       name,
       match,
-      route: destinations.length > 0 ? { ...action } : undefined,
+      route: destinations.length > 0 ? action : undefined,
       redirect: !ctx.proxyless && route.redirect ? redirectAction(route) : undefined,
       direct_response: !ctx.proxyless && route.directResponse ? directResponse(route) : undefined,
       metadata: { filter_metadata: { istio: struct({ config: `/apis/networking.istio.io/v1/namespaces/${vsNs}/virtual-service/${vs.object.metadata.name}` }) } },
@@ -210,12 +217,10 @@ export function translateHttpRoute(route: HTTPRoute, index: number, vs: IndexedV
     });
     if (!r.route && !r.redirect && !r.direct_response) continue;
     routes.push(r);
-    const isCatchAll = !m || (Object.keys(m).filter((k) => k !== 'name').length === 0) || (m.uri?.prefix === '/' && Object.keys(m).filter((k) => !['name', 'uri'].includes(k)).length === 0);
-    if (isCatchAll) {
+    if (matchesEverything(m)) {
       catchAll = true;
       break;
     }
-    void mi;
   }
   return { routes, catchAll };
 }
