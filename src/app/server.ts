@@ -45,10 +45,6 @@ export interface ServeOptions {
   sendBudgetBytes?: number;
 }
 
-interface PendingChange {
-  change: ConfigChange;
-}
-
 export class MizzenServer {
   readonly store = new ConfigStore();
   readonly metrics: Metrics;
@@ -58,7 +54,7 @@ export class MizzenServer {
   private provider!: MeshResourceProvider;
   private ads!: AdsServer<ProxyState>;
   private readonly queue = new PushQueue();
-  private debouncer!: Debouncer<PendingChange>;
+  private debouncer!: Debouncer<ConfigChange>;
   private grpcServer: grpc.Server | undefined;
   private monitoring: FastifyInstance | undefined;
   private source: ConfigSource | undefined;
@@ -84,12 +80,12 @@ export class MizzenServer {
 
   async start(): Promise<void> {
     const clock = this.o.clock ?? systemClock;
-    this.debouncer = new Debouncer<PendingChange>({
+    this.debouncer = new Debouncer<ConfigChange>({
       quietMs: this.o.debounceAfterMs ?? 100,
       maxMs: this.o.debounceMaxMs ?? 10_000,
       clock,
-      merge: (a, b) => ({ change: mergeChanges(a.change, b.change) }),
-      release: (p, firstAt) => this.release(p.change, firstAt),
+      merge: mergeChanges,
+      release: (change, firstAt) => this.release(change, firstAt),
       onError: (err) => this.log.error({ code: ErrorCode.Internal, err }, 'push failed'),
     });
 
@@ -132,7 +128,7 @@ export class MizzenServer {
   private sink(onSynced: () => void): ConfigSink {
     const changed = (kind: string, ns: string, name: string) => {
       this.metrics.inboundUpdates.inc({ type: 'config' });
-      if (this.isReady) this.debouncer.add({ change: { keys: new Set([`${kind}/${ns}/${name}`]), kinds: new Set([kind]) } });
+      if (this.isReady) this.debouncer.add({ keys: new Set([`${kind}/${ns}/${name}`]), kinds: new Set([kind]) });
     };
     return {
       upsert: (obj: ConfigObject) => {
