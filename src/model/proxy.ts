@@ -3,6 +3,7 @@
  * metadata the agent puts in node.metadata (istio-xds.md §1).
  */
 import { fail, ok, type Result } from '../shared/errors.ts';
+import { isIp } from './ip.ts';
 
 export type ProxyType = 'sidecar' | 'router';
 
@@ -42,8 +43,6 @@ function asLabels(v: unknown): Record<string, string> {
   return out;
 }
 
-const IPV4 = /^\d{1,3}(\.\d{1,3}){3}$/;
-const isIp = (s: string) => IPV4.test(s) || (s.includes(':') && /^[0-9a-fA-F:.]+$/.test(s));
 
 export function parseProxy(node: NodeLike): Result<Proxy, string> {
   const parts = node.id.split('~');

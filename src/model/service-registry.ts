@@ -9,6 +9,7 @@ import type { WorkloadEntrySpec } from '../config/kinds/workload-entry.ts';
 import type { ConfigObject } from '../config/object.ts';
 import type { ConfigSnapshot } from './config-store.ts';
 import type { MeshConfig } from './mesh.ts';
+import { isIp } from './ip.ts';
 import {
   labelsMatch,
   normalizeProtocol,
@@ -71,8 +72,15 @@ function workloadEntryEndpoints(we: ConfigObject<WorkloadEntrySpec>, ports: Serv
   }));
 }
 
-export function isIp(s: string): boolean {
-  return /^\d{1,3}(\.\d{1,3}){3}$/.test(s) || (s.includes(':') && /^[0-9a-fA-F:.]+$/.test(s));
+/** A DNS service's endpoints: the name itself, resolved by the proxy (ServiceEntry DNS without endpoints, ExternalName). */
+function dnsEndpoints(host: string, ports: ServicePort[], portOf: (p: ServicePort) => number): Endpoint[] {
+  return ports.map((p) => ({ address: host, servicePortName: p.name, port: portOf(p), labels: {}, locality: '', weight: 1, healthy: true }));
+}
+
+/** The EndpointSlice port serving a Service port: same name ('' on both sides when the Service port is unnamed). */
+function slicePortFor(sp: ServicePort, slice: ConfigObject<EndpointSlice>): number | undefined {
+  const name = sp.unnamed ? '' : sp.name;
+  return (slice.spec.ports ?? []).find((p) => (p.name ?? '') === name)?.port;
 }
 
 function podEndpoints(pod: ConfigObject<Pod>, ports: ServicePort[], nodes: Map<string, Readonly<Record<string, string>>>): Endpoint[] {
@@ -135,7 +143,7 @@ export function buildRegistry(config: ConfigSnapshot, mesh: MeshConfig): Registr
     for (const host of s.hosts) {
       // DNS services without endpoints resolve the host itself (istiod does the same).
       const hostEps = dnsOk && !s.endpoints && !s.workloadSelector
-        ? ports.map((p) => ({ address: host, servicePortName: p.name, port: p.targetPort ?? p.port, labels: {}, locality: '', weight: 1, healthy: true }))
+        ? dnsEndpoints(host, ports, (p) => p.targetPort ?? p.port)
         : eps;
       add(
         {
@@ -170,6 +178,7 @@ export function buildRegistry(config: ConfigSnapshot, mesh: MeshConfig): Registr
     const external = spec.type === 'ExternalName';
     const ports: ServicePort[] = (spec.ports ?? []).map((p) => ({
       name: p.name ?? String(p.port),
+      ...(p.name ? {} : { unnamed: true }),
       port: p.port,
       protocol: protocolFromName(p.name, p.appProtocol),
       ...(typeof p.targetPort === 'number' ? { targetPort: p.targetPort } : {}),
@@ -178,7 +187,7 @@ export function buildRegistry(config: ConfigSnapshot, mesh: MeshConfig): Registr
     const vips = (spec.clusterIPs ?? (spec.clusterIP ? [spec.clusterIP] : [])).filter((ip) => ip && ip !== 'None');
     let eps: Endpoint[] = [];
     if (external && spec.externalName) {
-      eps = ports.map((p) => ({ address: spec.externalName as string, servicePortName: p.name, port: p.port, labels: {}, locality: '', weight: 1, healthy: true }));
+      eps = dnsEndpoints(spec.externalName, ports, (p) => p.port);
     } else {
       for (const slice of slicesByService.get(`${ns}/${svc.metadata.name}`) ?? []) {
         for (const e of slice.spec.endpoints ?? []) {
@@ -187,13 +196,13 @@ export function buildRegistry(config: ConfigSnapshot, mesh: MeshConfig): Registr
           const nodeName = e.nodeName ?? pod?.spec.spec?.nodeName;
           const locality = localityOf(labels, nodeName ? nodes.get(nodeName) : undefined, e.zone);
           for (const sp of ports) {
-            const slicePort = (slice.spec.ports ?? []).find((p) => (p.name ?? '') === (sp.name === String(sp.port) ? '' : sp.name)) ?? (slice.spec.ports ?? [])[0];
-            if (!slicePort?.port) continue;
+            const port = slicePortFor(sp, slice);
+            if (port === undefined) continue;
             for (const address of e.addresses) {
               eps.push({
                 address,
                 servicePortName: sp.name,
-                port: slicePort.port,
+                port,
                 labels,
                 locality,
                 weight: 1,
@@ -216,7 +225,7 @@ export function buildRegistry(config: ConfigSnapshot, mesh: MeshConfig): Registr
     }
     add(
       {
-        hostname: external ? hostname : hostname,
+        hostname,
         namespace: ns,
         ports,
         addresses: vips,

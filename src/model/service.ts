@@ -23,6 +23,8 @@ export interface ServicePort {
   targetPort?: number;
   /** Kubernetes named targetPort, resolved per endpoint. */
   targetPortName?: string;
+  /** A Kubernetes port without a name (its `name` is then the number); EndpointSlices list it with name ''. */
+  unnamed?: boolean;
 }
 
 export type Resolution = 'STATIC' | 'DNS' | 'DNS_ROUND_ROBIN' | 'NONE';

@@ -3,6 +3,7 @@ import { hostMatches, resolveShortName } from '../../src/model/hosts.ts';
 import { clusterName, joinHostPort, parseClusterName, splitHostPort } from '../../src/model/names.ts';
 import { parseProxy } from '../../src/model/proxy.ts';
 import { protocolFromName } from '../../src/model/service.ts';
+import { isIp } from '../../src/model/ip.ts';
 import { parseDurationMs } from '../../src/config/kinds/common.ts';
 
 describe('names', () => {
@@ -95,4 +96,9 @@ describe('durations', () => {
     ['0', 0],
   ])('%s = %d ms', (s, ms) => expect(parseDurationMs(s)).toBe(ms));
   it.each(['soon', '10', '1x', '', 's', '1s2'])('refuses %j', (s) => expect(parseDurationMs(s)).toBeUndefined());
+});
+
+describe('IP literals', () => {
+  it.each(['10.0.0.1', '255.255.255.255', '::1', 'fd00::2', '::ffff:10.0.0.1'])('%s is an IP', (s) => expect(isIp(s)).toBe(true));
+  it.each(['999.1.1.1', '10.0.0', 'reviews', ':::', 'fd00::g', ''])('%s is not', (s) => expect(isIp(s)).toBe(false));
 });
