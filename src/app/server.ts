@@ -188,7 +188,7 @@ export class MizzenServer {
       this.metrics.pushTriggers.inc({ type: 'endpoint' });
     }
     this.lastPush = { version, reason: plan.reason, at: new Date().toISOString(), proxies: this.ads.connections.size };
-    this.log.info({ version, reason: plan.reason, full: plan.full, proxies: this.ads.connections.size }, 'push');
+    this.log.info({ version, reason: plan.reason, full: plan.full, objects: change.keys.size, proxies: this.ads.connections.size }, 'push');
     await this.queue.enqueue(this.ads.connections, req);
   }
 

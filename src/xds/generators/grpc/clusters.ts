@@ -29,8 +29,8 @@ export const grpcClusters: ResourceGenerator = {
     if (!service || !service.ports.some((p) => p.port === key.port)) return undefined;
     const dr = ctx.push.destinationRuleFor(ctx.view, service);
     if (key.subset && !dr?.object.spec.subsets?.some((s) => s.name === key.subset)) return undefined;
-    const drName = dr ? `DestinationRule ${dr.object.metadata.namespace}/${dr.object.metadata.name}` : '';
-    const note = (m: string) => ctx.note(`${drName} (${name}): ${m}`);
+    const where = dr ? `DestinationRule ${dr.object.metadata.namespace}/${dr.object.metadata.name} (${name})` : `cluster ${name}`;
+    const note = (m: string) => ctx.note(`${where}: ${m}`);
     const cluster: Json = { name, type: 'EDS', eds_cluster_config: { service_name: name, eds_config: adsConfigSource() } };
     if (service.resolution === 'DNS' || service.resolution === 'DNS_ROUND_ROBIN') {
       const port = service.ports.find((p) => p.port === key.port)!;
