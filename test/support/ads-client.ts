@@ -5,33 +5,13 @@
  */
 import * as grpc from '@grpc/grpc-js';
 import { decodeResource } from '../../src/proto/encode.ts';
+import { adsService } from '../../src/xds/protocol/server.ts';
 import { clientCodec, jsonToStruct, type DeltaDiscoveryRequest, type DiscoveryRequest } from '../../src/xds/protocol/messages.ts';
 
 export type AdsMode = 'sotw' | 'delta';
 
-const SERVICE = '/envoy.service.discovery.v3.AggregatedDiscoveryService';
 const identity = (b: Buffer): Buffer => b;
-
-const serviceDefinition = {
-  StreamAggregatedResources: {
-    path: `${SERVICE}/StreamAggregatedResources`,
-    requestStream: true,
-    responseStream: true,
-    requestSerialize: identity,
-    requestDeserialize: identity,
-    responseSerialize: identity,
-    responseDeserialize: identity,
-  },
-  DeltaAggregatedResources: {
-    path: `${SERVICE}/DeltaAggregatedResources`,
-    requestStream: true,
-    responseStream: true,
-    requestSerialize: identity,
-    requestDeserialize: identity,
-    responseSerialize: identity,
-    responseDeserialize: identity,
-  },
-} satisfies grpc.ServiceDefinition;
+const serviceDefinition = adsService(identity, identity);
 
 const AdsGenericClient = grpc.makeGenericClientConstructor(serviceDefinition, 'AggregatedDiscoveryService');
 

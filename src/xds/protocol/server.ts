@@ -15,26 +15,24 @@ import { SotwConnection } from './sotw.ts';
 const SERVICE = '/envoy.service.discovery.v3.AggregatedDiscoveryService';
 const identity = (b: Buffer) => b;
 
-export const adsServiceDefinition = {
-  StreamAggregatedResources: {
-    path: `${SERVICE}/StreamAggregatedResources`,
+/** The ADS service with the given request decoders; responses are always pre-encoded bytes. Clients pass identity. */
+export function adsService(decodeSotw: (b: Buffer) => unknown, decodeDelta: (b: Buffer) => unknown): grpc.ServiceDefinition {
+  const method = (name: string, decode: (b: Buffer) => unknown) => ({
+    path: `${SERVICE}/${name}`,
     requestStream: true,
     responseStream: true,
     requestSerialize: identity,
-    requestDeserialize: decodeDiscoveryRequest,
+    requestDeserialize: decode,
     responseSerialize: identity,
     responseDeserialize: identity,
-  },
-  DeltaAggregatedResources: {
-    path: `${SERVICE}/DeltaAggregatedResources`,
-    requestStream: true,
-    responseStream: true,
-    requestSerialize: identity,
-    requestDeserialize: decodeDeltaDiscoveryRequest,
-    responseSerialize: identity,
-    responseDeserialize: identity,
-  },
-} as unknown as grpc.ServiceDefinition;
+  });
+  return {
+    StreamAggregatedResources: method('StreamAggregatedResources', decodeSotw),
+    DeltaAggregatedResources: method('DeltaAggregatedResources', decodeDelta),
+  } as unknown as grpc.ServiceDefinition;
+}
+
+export const adsServiceDefinition = adsService(decodeDiscoveryRequest, decodeDeltaDiscoveryRequest);
 
 export interface AdsServerOptions<P> {
   provider: ResourceProvider<P>;
