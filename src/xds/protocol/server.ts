@@ -9,6 +9,7 @@ import { Connection, type ConnectionDeps } from './connection.ts';
 import { DeltaConnection } from './delta.ts';
 import { decodeDeltaDiscoveryRequest, decodeDiscoveryRequest, type DeltaDiscoveryRequest, type DiscoveryRequest } from './messages.ts';
 import { StreamRefusal, type ProtocolObserver, type ResourceProvider } from './provider.ts';
+import { releaseDecoderBuffers } from './decoder-release.ts';
 import { SendGate } from './send-gate.ts';
 import { SotwConnection } from './sotw.ts';
 
@@ -88,6 +89,7 @@ export class AdsServer<P> {
       try {
         const wasNew = conn.proxy === undefined;
         conn.handleRequest(req);
+        releaseDecoderBuffers(call);
         if (wasNew && conn.proxy !== undefined) this.connections.add(conn);
       } catch (err) {
         const refusal = err instanceof StreamRefusal;
