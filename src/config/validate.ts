@@ -3,19 +3,36 @@
  * Schema errors come from ajv running the kind's TypeBox schema; semantic errors from the kind's `check`.
  */
 import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
-import { RE2 } from 're2-wasm';
+import { createRequire } from 'node:module';
 import { fail, formatPath, ok, type FieldError, type Result } from '../shared/errors.ts';
 import { parseDurationMs } from './kinds/common.ts';
 import type { KindDefinition } from './kinds/kind.ts';
 import type { ConfigError, ConfigObject, SourceLocation } from './object.ts';
 
+type Re2Module = { RE2: new (pattern: string, flags: string) => { wrapper?: { delete?: () => void } } };
+let re2: Re2Module | undefined;
+const re2Verdicts = new Map<string, boolean>();
+const RE2_VERDICTS_MAX = 10_000;
+
+/**
+ * Is this a valid RE2 pattern (what Envoy and gRPC evaluate)? re2-wasm is loaded on first use (its wasm memory is
+ * ~17 MB; configs without regexes never pay it), and its RE2 never frees the compiled pattern it wraps, so we free it
+ * and remember verdicts per distinct pattern: re-validating the same config allocates nothing.
+ */
 export function isValidRe2(pattern: string): boolean {
+  const known = re2Verdicts.get(pattern);
+  if (known !== undefined) return known;
+  re2 ??= createRequire(import.meta.url)('re2-wasm') as Re2Module;
+  let valid: boolean;
   try {
-    new RE2(pattern, 'u');
-    return true;
+    new re2.RE2(pattern, 'u').wrapper?.delete?.();
+    valid = true;
   } catch {
-    return false;
+    valid = false; // the wrapper of a refused pattern is unreachable here: the memo bounds that leak to distinct patterns
   }
+  if (re2Verdicts.size >= RE2_VERDICTS_MAX) re2Verdicts.clear();
+  re2Verdicts.set(pattern, valid);
+  return valid;
 }
 
 const ajv = new Ajv({ allErrors: true, verbose: true, strict: false });

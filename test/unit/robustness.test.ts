@@ -78,3 +78,16 @@ describe('robustness', () => {
     );
   });
 });
+
+describe('RE2 validation over a long-running process', () => {
+  // re2-wasm has a fixed 16 MB heap and never frees what it compiles: without freeing, a few thousand patterns in,
+  // every regex would be refused as invalid. 12,000 distinct patterns must all still validate.
+  it('keeps validating after many thousands of distinct patterns', async () => {
+    const { isValidRe2 } = await import('../../src/config/validate.ts');
+    let refused = 0;
+    for (let i = 0; i < 12_000; i++) if (!isValidRe2(`^/api/v${i}/[a-z]+(foo|bar){2,5}$`)) refused++;
+    expect(refused).toBe(0);
+    expect(isValidRe2('(?=lookahead)')).toBe(false);
+    expect(isValidRe2('.*Mobile.*')).toBe(true);
+  });
+});
