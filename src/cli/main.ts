@@ -13,6 +13,19 @@ const port = (v: string): number => {
   return n;
 };
 
+/**
+ * A control plane allocates megabyte response buffers that die young. A small young generation collects them within
+ * milliseconds instead of letting them pile up until an old-space GC: at 2,000 proxies peak RSS drops from ~560 to
+ * ~450 MiB at the same push latencies (npm run bench). V8 sizes the young generation at start-up, so `serve` replaces
+ * itself once (same pid, same arguments) with the flag; an explicit --max-semi-space-size (or NODE_OPTIONS) wins.
+ */
+const SERVER_HEAP_FLAG = '--max-semi-space-size=4';
+function ensureServerHeapFlags(): void {
+  const set = [...process.execArgv, process.env.NODE_OPTIONS ?? ''].some((a) => a.includes('--max-semi-space-size'));
+  if (set || typeof process.execve !== 'function') return;
+  process.execve(process.execPath, [process.execPath, SERVER_HEAP_FLAG, ...process.execArgv, ...process.argv.slice(1)], process.env);
+}
+
 const program = new Command();
 program.name('mizzen').description('An Istio-compatible service-mesh control plane').version(VERSION);
 
@@ -25,6 +38,7 @@ program
   .option('--host <address>', 'address to listen on', '0.0.0.0')
   .option('--log-level <level>', 'trace, debug, info, warn, error', process.env.MIZZEN_LOG_LEVEL ?? 'info')
   .action(async (opts: { config: string; xdsPort: number; monitoringPort: number; host: string; logLevel: string }) => {
+    ensureServerHeapFlags();
     const log = createLogger({ level: opts.logLevel });
     const server = new MizzenServer({ configDir: opts.config, host: opts.host, xdsPort: opts.xdsPort, monitoringPort: opts.monitoringPort, log });
     const shutdown = async (signal: string) => {
