@@ -5,7 +5,7 @@
  */
 import { createHash } from 'node:crypto';
 import { toProto3JSON } from 'proto3-json-serializer';
-import { messageType } from './root.ts';
+import { ensureTypesIn, messageType } from './root.ts';
 import { messageNameOf } from './types.ts';
 
 export interface EncodedResource {
@@ -19,6 +19,9 @@ export interface EncodedResource {
 
 export function encodeResource(typeUrl: string, name: string, message: object): EncodedResource {
   const type = messageType(messageNameOf(typeUrl));
+  // protobufjs silently encodes an Any whose type it does not know as empty; refuse instead.
+  const unknown = ensureTypesIn(message);
+  if (unknown.length > 0) throw new Error(`${name}: unknown message type(s) in typed_config: ${[...new Set(unknown)].join(', ')}`);
   const bytes = type.encode(type.fromObject(message)).finish();
   return { name, typeUrl, bytes, version: contentVersion(bytes) };
 }

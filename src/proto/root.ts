@@ -74,5 +74,53 @@ export function protoRoot(): protobuf.Root {
 }
 
 export function messageType(fullName: string): protobuf.Type {
+  ensureType(fullName);
   return protoRoot().lookupType(fullName);
+}
+
+/** Directories already loaded on demand (by package path), so a miss is looked for once. */
+const loadedPackages = new Set<string>();
+
+/**
+ * Makes sure a message type named in a `typed_config` (`envoy.extensions.filters.http.ratelimit.v3.RateLimit`) is in
+ * the root, loading the proto files of its package directory on first use: EnvoyFilter and Telemetry may name any
+ * Envoy extension, and listing every one of the tree's protos up front would triple start-up time. Returns whether
+ * the type exists.
+ */
+export function ensureType(fullName: string): boolean {
+  const root = protoRoot();
+  if (root.lookup(fullName) instanceof protobuf.Type) return true;
+  const segments = fullName.split('.');
+  // Drop the message name (and any enclosing message names) until a package directory exists.
+  for (let cut = segments.length - 1; cut > 0; cut--) {
+    const rel = segments.slice(0, cut).join('/');
+    if (loadedPackages.has(rel)) continue;
+    const dir = INCLUDE_DIRS.map((d) => path.join(d, rel)).find((d) => fs.existsSync(d) && fs.statSync(d).isDirectory());
+    if (!dir) continue;
+    loadedPackages.add(rel);
+    const files = fs.readdirSync(dir).filter((f) => f.endsWith('.proto')).map((f) => path.join(rel, f));
+    try {
+      root.loadSync(files, { keepCase: true });
+      root.resolveAll();
+    } catch {
+      return false; // a package whose imports the tree does not ship
+    }
+    return root.lookup(fullName) instanceof protobuf.Type;
+  }
+  return false;
+}
+
+/** Loads every message type named by an `@type` inside a JSON resource (see ensureType); returns the unknown ones. */
+export function ensureTypesIn(json: unknown, unknown: string[] = []): string[] {
+  if (Array.isArray(json)) {
+    for (const v of json) ensureTypesIn(v, unknown);
+  } else if (json !== null && typeof json === 'object') {
+    for (const [k, v] of Object.entries(json)) {
+      if (k === '@type' && typeof v === 'string') {
+        const name = v.slice(v.lastIndexOf('/') + 1);
+        if (!ensureType(name)) unknown.push(name);
+      } else if (typeof v === 'object') ensureTypesIn(v, unknown);
+    }
+  }
+  return unknown;
 }
