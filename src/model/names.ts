@@ -43,3 +43,43 @@ export function splitHostPort(s: string): { host: string; port?: number } {
 export const GRPC_INBOUND_LISTENER_PREFIX = 'xds.istio.io/grpc/lds/inbound/';
 
 export const MESH_GATEWAY = 'mesh';
+
+/** Sidecar listeners and the special clusters behind them (istio-xds.md §2.1, §4.1). */
+export const VIRTUAL_OUTBOUND_LISTENER = 'virtualOutbound';
+export const VIRTUAL_INBOUND_LISTENER = 'virtualInbound';
+export const BLACKHOLE_CLUSTER = 'BlackHoleCluster';
+export const PASSTHROUGH_CLUSTER = 'PassthroughCluster';
+export const INBOUND_PASSTHROUGH_CLUSTER = 'InboundPassthroughCluster';
+export const WILDCARD_ADDRESS = '0.0.0.0';
+
+/** `0.0.0.0_9080`, `10.96.0.5_3306` (gateway.go getListenerName). */
+export function listenerName(bind: string, port: number): string {
+  return `${bind}_${port}`;
+}
+
+export function parseListenerName(name: string): { bind: string; port: number } | undefined {
+  const i = name.lastIndexOf('_');
+  if (i <= 0) return undefined;
+  const port = Number(name.slice(i + 1));
+  if (!Number.isInteger(port) || port <= 0 || port > 65535) return undefined;
+  return { bind: name.slice(0, i), port };
+}
+
+/** `inbound|8080||`: the cluster a sidecar forwards inbound traffic for a workload port to. */
+export function inboundClusterName(port: number): string {
+  return clusterName('inbound', port, '', '');
+}
+
+/** Gateway route config names (istio-xds.md §3.1): `http.8080`, `https.443.https.my-gw.istio-system`. */
+export function gatewayHttpRouteName(port: number): string {
+  return `http.${port}`;
+}
+
+export function gatewayHttpsRouteName(port: number, portName: string, gateway: string, gatewayNamespace: string): string {
+  return `https.${port}.${portName}.${gateway}.${gatewayNamespace}`;
+}
+
+/** SNI of an Istio mTLS upstream connection: `outbound_.9080_.v1_.reviews.default.svc.cluster.local`. */
+export function istioSni(port: number, subset: string, host: string): string {
+  return `outbound_.${port}_.${subset}_.${host}`;
+}

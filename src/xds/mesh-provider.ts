@@ -15,6 +15,7 @@ import type { GenContext, ResourceGenerator } from './generators/generator.ts';
 import { grpcClusters } from './generators/grpc/clusters.ts';
 import { grpcListeners } from './generators/grpc/listeners.ts';
 import { grpcRoutes } from './generators/grpc/routes.ts';
+import { envoyClusters, envoyListeners, envoyRoutes } from './generators/envoy/index.ts';
 import { endpointsGenerator } from './generators/shared-eds.ts';
 import type { NodeInfo } from './protocol/messages.ts';
 import { StreamRefusal, type ResourceProvider, type ResourceSet, type Subscription } from './protocol/provider.ts';
@@ -31,8 +32,10 @@ const GENERATORS_BY_KIND: Record<'grpc' | 'envoy', Partial<Record<string, Resour
     [TypeUrl.Cluster]: grpcClusters,
     [TypeUrl.ClusterLoadAssignment]: endpointsGenerator,
   },
-  // Envoy sidecars and gateways get endpoints only until their listener/route/cluster generators land.
   envoy: {
+    [TypeUrl.Listener]: envoyListeners,
+    [TypeUrl.RouteConfiguration]: envoyRoutes,
+    [TypeUrl.Cluster]: envoyClusters,
     [TypeUrl.ClusterLoadAssignment]: endpointsGenerator,
   },
 };
@@ -98,8 +101,8 @@ export class MeshResourceProvider implements ResourceProvider<ProxyState> {
     return GENERATORS_BY_KIND[isProxylessGrpc(state.proxy) ? 'grpc' : 'envoy'][typeUrl];
   }
 
-  private context(view: RecordingView): GenContext {
-    return {
+  private context(view: RecordingView, state: ProxyState): GenContext {
+    const ctx: GenContext = {
       push: this.push,
       view,
       note: (m) => {
@@ -107,7 +110,21 @@ export class MeshResourceProvider implements ResourceProvider<ProxyState> {
         this.notes.add(m);
         this.log.warn({ note: m }, 'config left out for a proxy type');
       },
+      memo: <T>(key: string, compute: (c: GenContext) => T): T => {
+        const cacheKey = `memo\0${key}`;
+        const hit = this.cache.get<T>(cacheKey, state.memo);
+        if (hit) {
+          view.absorb(hit.reads);
+          return hit.value;
+        }
+        const inner = new RecordingView(state.proxy);
+        const value = compute(this.context(inner, state));
+        this.cache.put(cacheKey, inner.reads, value);
+        view.absorb(inner.reads);
+        return value;
+      },
     };
+    return ctx;
   }
 
   /** One resource through the cache; its reads are absorbed into `into` when given (set generation). */
@@ -121,7 +138,7 @@ export class MeshResourceProvider implements ResourceProvider<ProxyState> {
     const view = new RecordingView(state.proxy);
     let value: Cached = null;
     try {
-      const json = gen.build(this.context(view), name);
+      const json = gen.build(this.context(view, state), name);
       if (json) value = encodeResource(gen.typeUrl, name, json);
     } catch (err) {
       this.countError(err, gen.typeUrl, name, state);
@@ -155,7 +172,7 @@ export class MeshResourceProvider implements ResourceProvider<ProxyState> {
     const names = new Set(sub.names);
     if (sub.wildcard) {
       try {
-        for (const n of gen.names(this.context(view))) names.add(n);
+        for (const n of gen.names(this.context(view, state))) names.add(n);
       } catch (err) {
         this.countError(err, sub.typeUrl, '*', state);
       }

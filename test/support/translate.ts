@@ -42,11 +42,41 @@ export function translate(yaml: string, proxy: ProxySpec): Translation {
     return [...set.resources.values()].map((r) => decodeResource(typeUrl, r.bytes));
   };
   const lds = fetch(TypeUrl.Listener, proxy.listeners);
-  const routeNames = lds.map((l: any) => l.api_listener?.api_listener?.rds?.route_config_name).filter(Boolean);
+  const routeNames = [...new Set(lds.flatMap(listenerRouteNames))];
   const rds = routeNames.length > 0 ? fetch(TypeUrl.RouteConfiguration, routeNames) : [];
   const cds = fetch(TypeUrl.Cluster, undefined);
   const eds = fetch(TypeUrl.ClusterLoadAssignment, cds.filter((c: any) => c.type === 'EDS').map((c: any) => c.name));
   return { refused: loaded.errors, notes: provider.currentNotes(), lds, rds, cds, eds, generationErrors: provider.generationErrors };
+}
+
+/** RDS names a listener refers to: the api_listener's (proxyless gRPC) or each HCM filter's (Envoy). */
+function listenerRouteNames(l: any): string[] {
+  const out: string[] = [];
+  const api = l.api_listener?.api_listener?.rds?.route_config_name;
+  if (api) out.push(api);
+  for (const chain of [...(l.filter_chains ?? []), ...(l.default_filter_chain ? [l.default_filter_chain] : [])]) {
+    for (const f of chain.filters ?? []) {
+      const rds = f.typed_config?.rds?.route_config_name;
+      if (rds) out.push(rds);
+    }
+  }
+  return out;
+}
+
+/** An Envoy sidecar in `namespace` with `labels` (as the injector would start it). */
+export function sidecarProxy(namespace: string, labels: Record<string, string> = {}, ip = '10.0.0.1'): ProxySpec {
+  return {
+    id: `sidecar~${ip}~app-0.${namespace}~${namespace}.svc.cluster.local`,
+    metadata: { NAMESPACE: namespace, LABELS: labels, INTERCEPTION_MODE: 'REDIRECT' },
+  };
+}
+
+/** An ingress gateway pod in `namespace`. */
+export function routerProxy(namespace = 'istio-system', labels: Record<string, string> = { istio: 'ingressgateway' }, ip = '10.0.0.9'): ProxySpec {
+  return {
+    id: `router~${ip}~istio-ingressgateway-0.${namespace}~${namespace}.svc.cluster.local`,
+    metadata: { NAMESPACE: namespace, LABELS: labels },
+  };
 }
 
 export function grpcProxy(namespace: string, labels: Record<string, string> = {}, listeners?: string[]): ProxySpec {

@@ -10,6 +10,12 @@ export interface GenContext {
   push: PushContext;
   view: ProxyView;
   note(message: string): void;
+  /**
+   * A value derived from the push context and the proxy, computed once per distinct view and shared by every
+   * resource of the push that asks for it under the same key (e.g. a sidecar's outbound listener plan). `compute`
+   * must read the proxy only through the context it is given, so its reads are recorded and carried over.
+   */
+  memo<T>(key: string, compute: (ctx: GenContext) => T): T;
 }
 
 export interface ResourceGenerator {

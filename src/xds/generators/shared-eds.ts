@@ -3,13 +3,24 @@
  * a service port, narrowed to a subset's labels, grouped by locality.
  */
 import { parseClusterName } from '../../model/names.ts';
-import { labelsMatch } from '../../model/service.ts';
+import { labelsMatch, type Endpoint } from '../../model/service.ts';
 import { TypeUrl } from '../../proto/types.ts';
 import { buildLoadAssignment } from '../builders/endpoints.ts';
-import type { Json } from '../builders/common.ts';
+import { struct, type Json } from '../builders/common.ts';
 import { effectivePolicy } from '../builders/traffic-policy.ts';
 import type { GenContext, ResourceGenerator } from './generator.ts';
 import { grpcClusters } from './grpc/clusters.ts';
+
+/** Label a sidecar-injected pod carries; its endpoints take Istio mTLS under auto-mTLS (istio-xds.md §5). */
+const TLS_MODE_LABEL = 'security.istio.io/tlsMode';
+
+/** Envoy reads `envoy.transport_socket_match` to pick the cluster's transport socket; `istio.workload` is for telemetry. */
+function envoyEndpointMetadata(e: Endpoint): Json | undefined {
+  const md: Json = {};
+  if (e.labels[TLS_MODE_LABEL] === 'istio') md['envoy.transport_socket_match'] = struct({ tlsMode: 'istio' });
+  if (e.workload) md.istio = struct({ workload: e.workload });
+  return Object.keys(md).length > 0 ? { filter_metadata: md } : undefined;
+}
 
 export const endpointsGenerator: ResourceGenerator = {
   typeUrl: TypeUrl.ClusterLoadAssignment,
@@ -32,6 +43,7 @@ export const endpointsGenerator: ResourceGenerator = {
     const failover = ctx.push.mesh.localityLbEnabled && policy?.outlierDetection !== undefined;
     return buildLoadAssignment(name, eps, {
       proxyLocality: failover ? ctx.view.locality() : '',
+      ...(ctx.view.proxyless() ? {} : { metadata: envoyEndpointMetadata }),
       failover,
       ...(policy?.loadBalancer?.localityLbSetting ? { setting: policy.loadBalancer.localityLbSetting } : {}),
     });

@@ -1,0 +1,187 @@
+/**
+ * CDS for Envoy sidecars and gateways (istio-xds.md §4): outbound clusters per service port and DestinationRule
+ * subset, with the full traffic policy; sidecars add BlackHoleCluster, PassthroughCluster, one `inbound|<port>||`
+ * cluster per workload port and InboundPassthroughCluster; gateways add BlackHoleCluster only.
+ */
+import {
+  BLACKHOLE_CLUSTER, clusterName, inboundClusterName, INBOUND_PASSTHROUGH_CLUSTER, istioSni, parseClusterName, PASSTHROUGH_CLUSTER,
+} from '../../../model/names.ts';
+import type { Service } from '../../../model/service.ts';
+import { inboundPorts } from '../../../model/workload-services.ts';
+import { TypeUrl } from '../../../proto/types.ts';
+import { applyConnectionPool, applyLoadBalancer, applyOutlierDetection } from '../../builders/cluster.ts';
+import { adsConfigSource, struct, type Json } from '../../builders/common.ts';
+import { autoMtlsSocketMatches, upstreamTlsSocket } from '../../builders/tls.ts';
+import { effectivePolicy } from '../../builders/traffic-policy.ts';
+import { applyUpstreamProtocol, HTTP_PROTOCOL_OPTIONS, isH2Protocol, upstreamIsH2 } from '../../builders/upstream-protocol.ts';
+import type { GenContext, ResourceGenerator } from '../generator.ts';
+
+const MAX_UINT32 = 4294967295;
+const DEFAULT_CIRCUIT_BREAKERS = {
+  thresholds: [{ max_connections: { value: MAX_UINT32 }, max_pending_requests: { value: MAX_UINT32 }, max_requests: { value: MAX_UINT32 }, max_retries: { value: MAX_UINT32 }, track_remaining: true }],
+};
+/** Inbound and passthrough connections leave from 127.0.0.6 so iptables does not capture them again. */
+const INBOUND_BIND = { source_address: { address: '127.0.0.6', port_value: 0 } };
+
+function connectTimeout(ctx: GenContext): Json {
+  const ms = ctx.push.mesh.connectTimeoutMs;
+  return { seconds: Math.floor(ms / 1000), nanos: (ms % 1000) * 1_000_000 };
+}
+
+function base(ctx: GenContext, name: string): Json {
+  return { name, alt_stat_name: `${name};`, connect_timeout: connectTimeout(ctx) };
+}
+
+function isSidecar(ctx: GenContext): boolean {
+  return ctx.view.type() === 'sidecar';
+}
+
+function outboundNames(ctx: GenContext): string[] {
+  const out: string[] = [];
+  for (const s of ctx.push.visibleServices(ctx.view)) {
+    const subsets = ctx.push.destinationRuleFor(ctx.view, s)?.object.spec.subsets ?? [];
+    for (const p of s.ports) {
+      out.push(clusterName('outbound', p.port, '', s.hostname));
+      for (const sub of subsets) out.push(clusterName('outbound', p.port, sub.name, s.hostname));
+    }
+  }
+  return out;
+}
+
+function serviceIdentities(ctx: GenContext, service: Service): string[] {
+  const accounts = new Set<string>();
+  for (const e of ctx.push.endpoints(service)) if (e.serviceAccount) accounts.add(e.serviceAccount);
+  const ns = service.namespace;
+  return [...accounts].sort().map((sa) => (sa.startsWith('spiffe://') ? sa : `spiffe://${ctx.push.mesh.trustDomain}/ns/${ns}/sa/${sa}`));
+}
+
+function outboundCluster(ctx: GenContext, name: string, port: number, subset: string, host: string): Json | undefined {
+  const service = ctx.push.serviceFor(ctx.view, host);
+  const sp = service?.ports.find((p) => p.port === port);
+  if (!service || !sp) return undefined;
+  const dr = ctx.push.destinationRuleFor(ctx.view, service);
+  if (subset && !dr?.object.spec.subsets?.some((s) => s.name === subset)) return undefined;
+  const drName = dr ? `${dr.object.metadata.namespace}/${dr.object.metadata.name}` : '';
+  const note = (m: string) => ctx.note(dr ? `DestinationRule ${drName} (${name}): ${m}` : `cluster ${name}: ${m}`);
+  const cluster = base(ctx, name);
+  switch (service.resolution) {
+    case 'DNS':
+    case 'DNS_ROUND_ROBIN': {
+      cluster.type = service.resolution === 'DNS' ? 'STRICT_DNS' : 'LOGICAL_DNS';
+      cluster.dns_lookup_family = 'V4_ONLY';
+      const eps = ctx.push.endpoints(service).filter((e) => e.servicePortName === sp.name);
+      const hosts = service.resolution === 'DNS_ROUND_ROBIN' ? eps.slice(0, 1) : eps;
+      cluster.load_assignment = {
+        cluster_name: name,
+        endpoints: hosts.length === 0 ? [] : [{ locality: {}, lb_endpoints: hosts.map((e) => ({ endpoint: { address: { socket_address: { address: e.address, port_value: e.port } } }, load_balancing_weight: { value: Math.max(1, e.weight) } })) }],
+      };
+      break;
+    }
+    case 'NONE':
+      cluster.type = 'ORIGINAL_DST';
+      cluster.lb_policy = 'CLUSTER_PROVIDED';
+      break;
+    default:
+      cluster.type = 'EDS';
+      cluster.eds_cluster_config = { service_name: name, eds_config: adsConfigSource() };
+  }
+  const policy = effectivePolicy(dr?.object.spec, port, subset);
+  const o = { proxyless: false, note };
+  if (cluster.type !== 'ORIGINAL_DST') applyLoadBalancer(cluster, policy, o);
+  applyConnectionPool(cluster, policy, o);
+  if (!cluster.circuit_breakers) cluster.circuit_breakers = DEFAULT_CIRCUIT_BREAKERS;
+  applyOutlierDetection(cluster, policy, o);
+  if (!cluster.common_lb_config) cluster.common_lb_config = {};
+  const protocolInput = { protocol: sp.protocol, policy, sidecar: isSidecar(ctx), meshUpgrade: false };
+  applyUpstreamProtocol(cluster, protocolInput);
+  const h2 = upstreamIsH2(protocolInput);
+
+  const sni = istioSni(port, subset, service.hostname);
+  const tls = policy?.tls;
+  if (tls && tls.mode !== 'DISABLE') {
+    const socket = upstreamTlsSocket({
+      tls,
+      istioSni: sni,
+      serviceIdentities: serviceIdentities(ctx, service),
+      h2,
+      allowCredentialName: ctx.view.type() === 'router' || dr?.object.spec.workloadSelector !== undefined,
+      note,
+    });
+    if (socket) cluster.transport_socket = socket;
+  } else if (!tls && ctx.push.mesh.enableAutoMtls && service.location === 'MESH_INTERNAL' && cluster.type !== 'ORIGINAL_DST') {
+    const socket = upstreamTlsSocket({ tls: { mode: 'ISTIO_MUTUAL' }, istioSni: sni, serviceIdentities: serviceIdentities(ctx, service), h2, allowCredentialName: false, note });
+    if (socket) cluster.transport_socket_matches = autoMtlsSocketMatches(socket);
+  }
+  const istioMeta: Record<string, unknown> = {
+    services: [{ host: service.hostname, name: service.origin.name, namespace: service.origin.namespace }],
+  };
+  if (dr) istioMeta.config = `/apis/networking.istio.io/v1/namespaces/${dr.object.metadata.namespace}/destination-rule/${dr.object.metadata.name}`;
+  if (subset) istioMeta.subset = subset;
+  cluster.metadata = { filter_metadata: { istio: struct(istioMeta) } };
+  return cluster;
+}
+
+function blackHole(ctx: GenContext): Json {
+  return { ...base(ctx, BLACKHOLE_CLUSTER), type: 'STATIC' };
+}
+
+const USE_DOWNSTREAM_PROTOCOL = {
+  [HTTP_PROTOCOL_OPTIONS]: {
+    '@type': `type.googleapis.com/${HTTP_PROTOCOL_OPTIONS}`,
+    use_downstream_protocol_config: { http_protocol_options: {}, http2_protocol_options: {} },
+  },
+};
+
+function passthrough(ctx: GenContext, name: string, inbound: boolean): Json {
+  return {
+    ...base(ctx, name),
+    type: 'ORIGINAL_DST',
+    lb_policy: 'CLUSTER_PROVIDED',
+    circuit_breakers: DEFAULT_CIRCUIT_BREAKERS,
+    typed_extension_protocol_options: USE_DOWNSTREAM_PROTOCOL,
+    ...(inbound ? { upstream_bind_config: INBOUND_BIND } : {}),
+  };
+}
+
+function inboundCluster(ctx: GenContext, name: string, port: number): Json | undefined {
+  const target = inboundPorts(ctx.push, ctx.view).find((p) => p.port === port);
+  if (!target) return undefined;
+  const cluster: Json = {
+    ...base(ctx, name),
+    type: 'ORIGINAL_DST',
+    lb_policy: 'CLUSTER_PROVIDED',
+    circuit_breakers: DEFAULT_CIRCUIT_BREAKERS,
+    cleanup_interval: { seconds: 60, nanos: 0 },
+    upstream_bind_config: INBOUND_BIND,
+    metadata: {
+      filter_metadata: {
+        istio: struct({ services: target.services.map((s) => ({ host: s.service.hostname, name: s.service.origin.name, namespace: s.service.origin.namespace })) }),
+      },
+    },
+  };
+  if (isH2Protocol(target.protocol)) applyUpstreamProtocol(cluster, { protocol: target.protocol, policy: undefined, sidecar: true, meshUpgrade: false });
+  else if (target.protocol === 'UNKNOWN') cluster.typed_extension_protocol_options = USE_DOWNSTREAM_PROTOCOL;
+  return cluster;
+}
+
+export const envoyClusters: ResourceGenerator = {
+  typeUrl: TypeUrl.Cluster,
+  names(ctx) {
+    const out = outboundNames(ctx);
+    out.push(BLACKHOLE_CLUSTER);
+    if (isSidecar(ctx)) {
+      out.push(PASSTHROUGH_CLUSTER, INBOUND_PASSTHROUGH_CLUSTER);
+      for (const p of inboundPorts(ctx.push, ctx.view)) out.push(inboundClusterName(p.port));
+    }
+    return out;
+  },
+  build(ctx, name) {
+    if (name === BLACKHOLE_CLUSTER) return blackHole(ctx);
+    if (name === PASSTHROUGH_CLUSTER) return isSidecar(ctx) ? passthrough(ctx, name, false) : undefined;
+    if (name === INBOUND_PASSTHROUGH_CLUSTER) return isSidecar(ctx) ? passthrough(ctx, name, true) : undefined;
+    const key = parseClusterName(name);
+    if (!key) return undefined;
+    if (key.direction === 'inbound') return isSidecar(ctx) && !key.subset && !key.host ? inboundCluster(ctx, name, key.port) : undefined;
+    return outboundCluster(ctx, name, key.port, key.subset, key.host);
+  },
+};

@@ -1,0 +1,110 @@
+/**
+ * RDS for sidecars (istio-xds.md §3.1, §3.2): route config `<port>` holds one virtual host per HTTP service on that
+ * port (`<host>:<port>`, port-less domains since the port is ignored in host matching) plus the catch-all
+ * (`allow_any` to PassthroughCluster, or `block_all` 502 under REGISTRY_ONLY); `<host>:<port>` serves one
+ * auto-detected service port and has no catch-all.
+ */
+import type { Service } from '../../../model/service.ts';
+import { TypeUrl } from '../../../proto/types.ts';
+import { ZERO_DURATION, type Json } from '../../builders/common.ts';
+import { defaultRoute, translateHttpRoute } from '../../builders/route.ts';
+import type { GenContext, ResourceGenerator } from '../generator.ts';
+import { autoRouteName, outboundPlan, outboundTrafficCluster } from './outbound-plan.ts';
+import { routeContext } from './tcp-routes.ts';
+
+/** The names a client may use for a service (generateVirtualHostDomains). */
+export function envoyServiceDomains(service: Service, proxyNamespace: string, domainSuffix: string): string[] {
+  const names = [service.hostname];
+  if (!service.hostname.startsWith('*')) names.push(`${service.hostname}.`); // absolute FQDN
+  if (service.kubernetes) {
+    const svcSuffix = `.svc.${domainSuffix}`;
+    if (service.hostname.endsWith(svcSuffix)) {
+      const short = service.hostname.slice(0, -svcSuffix.length); // name.ns
+      const [name] = short.split('.');
+      if (service.namespace === proxyNamespace && name) names.push(name);
+      names.push(`${short}.svc`, short);
+    }
+  }
+  names.push(...service.addresses);
+  return names;
+}
+
+/** The routes for one service port: its VirtualService's HTTP routes, or the default route. */
+export function serviceRoutes(ctx: GenContext, service: Service, port: number, gateways?: string[]): Json[] {
+  const rc = routeContext(ctx, service, port, gateways);
+  const vs = ctx.push.virtualServiceFor(ctx.view, service.hostname);
+  if (!vs) return [defaultRoute(rc)];
+  const routes: Json[] = [];
+  for (const [i, http] of (vs.object.spec.http ?? []).entries()) {
+    const r = translateHttpRoute(http, i, vs, rc);
+    routes.push(...r.routes);
+    if (r.catchAll) break;
+  }
+  return routes;
+}
+
+function virtualHost(ctx: GenContext, service: Service, port: number, used: Set<string>): Json | undefined {
+  const domains = envoyServiceDomains(service, ctx.view.namespace(), ctx.push.mesh.domainSuffix).filter((d) => !used.has(d));
+  if (domains.length === 0) return undefined;
+  for (const d of domains) used.add(d);
+  return { name: `${service.hostname}:${port}`, domains, routes: serviceRoutes(ctx, service, port), include_request_attempt_count: true };
+}
+
+function catchAllHost(ctx: GenContext): Json {
+  const { mode, cluster } = outboundTrafficCluster(ctx);
+  if (mode === 'REGISTRY_ONLY') {
+    return { name: 'block_all', domains: ['*'], routes: [{ name: 'block_all', match: { prefix: '/' }, direct_response: { status: 502 } }], include_request_attempt_count: true };
+  }
+  return {
+    name: 'allow_any',
+    domains: ['*'],
+    routes: [{ name: 'allow_any', match: { prefix: '/' }, route: { cluster, timeout: ZERO_DURATION, max_grpc_timeout: ZERO_DURATION } }],
+    include_request_attempt_count: true,
+  };
+}
+
+function routeConfiguration(name: string, virtualHosts: Json[]): Json {
+  return {
+    name,
+    virtual_hosts: virtualHosts,
+    validate_clusters: { value: false },
+    max_direct_response_body_size_bytes: { value: 1048576 },
+    ignore_port_in_host_matching: true,
+  };
+}
+
+export function sidecarRouteNames(ctx: GenContext): string[] {
+  const out: string[] = [];
+  for (const plan of outboundPlan(ctx).values()) {
+    if (plan.kind === 'http') out.push(String(plan.port));
+    else if (plan.kind === 'auto') out.push(autoRouteName(plan.services[0]!.service, plan.port));
+  }
+  return out;
+}
+
+export function sidecarRoute(ctx: GenContext, name: string): Json | undefined {
+  const plans = outboundPlan(ctx);
+  if (/^\d+$/.test(name)) {
+    const plan = [...plans.values()].find((p) => p.kind === 'http' && String(p.port) === name);
+    if (!plan) return undefined;
+    const used = new Set<string>();
+    const hosts: Json[] = [];
+    const services = [...plan.services].sort((a, b) => (a.service.hostname < b.service.hostname ? -1 : 1));
+    for (const { service } of services) {
+      const vh = virtualHost(ctx, service, plan.port, used);
+      if (vh) hosts.push(vh);
+    }
+    hosts.push(catchAllHost(ctx));
+    return routeConfiguration(name, hosts);
+  }
+  const plan = [...plans.values()].find((p) => p.kind === 'auto' && autoRouteName(p.services[0]!.service, p.port) === name);
+  if (!plan) return undefined;
+  const vh = virtualHost(ctx, plan.services[0]!.service, plan.port, new Set());
+  return routeConfiguration(name, vh ? [vh] : []);
+}
+
+export const sidecarRoutes: ResourceGenerator = {
+  typeUrl: TypeUrl.RouteConfiguration,
+  names: sidecarRouteNames,
+  build: sidecarRoute,
+};
