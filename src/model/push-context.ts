@@ -38,6 +38,11 @@ export function visibleTo(exportTo: readonly string[], ownerNamespace: string, p
   return false;
 }
 
+/** A VirtualService's gateway reference as `<ns>/<name>` (a bare name is in the VirtualService's namespace); `mesh` stays. */
+export function qualifyGateway(ref: string, vsNamespace: string): string {
+  return ref === MESH_GATEWAY || ref.includes('/') ? ref : `${vsNamespace}/${ref}`;
+}
+
 export class PushContext {
   readonly mesh: MeshConfig;
   readonly config: ConfigSnapshot;
@@ -56,7 +61,7 @@ export class PushContext {
     this.virtualServices = config.ofKind<VirtualServiceSpec>('VirtualService').map((vs) => ({
       object: vs,
       hosts: (vs.spec.hosts ?? []).map((h) => resolveShortName(h, vs.metadata.namespace, mesh.domainSuffix)),
-      gateways: vs.spec.gateways && vs.spec.gateways.length > 0 ? vs.spec.gateways : [MESH_GATEWAY],
+      gateways: vs.spec.gateways && vs.spec.gateways.length > 0 ? vs.spec.gateways.map((g) => qualifyGateway(g, vs.metadata.namespace)) : [MESH_GATEWAY],
       exportTo: vs.spec.exportTo ?? mesh.defaultVirtualServiceExportTo,
     }));
     this.destinationRules = config.ofKind<DestinationRuleSpec>('DestinationRule').map((dr) => ({
@@ -185,6 +190,18 @@ export class PushContext {
       .filter((x) => x.t < 99)
       .sort((a, b) => a.t - b.t || compareHostSpecificity(a.d.host, b.d.host));
     return ranked[0]?.d;
+  }
+
+  /**
+   * The delegate VirtualService `namespace/name` for a root route (istiod mergeVirtualServicesIfNeeded): it must have
+   * no hosts and be exported to the root VirtualService's namespace (its own exportTo, else the mesh default). Not a
+   * proxy read: the visibility asked is the root's, not the proxy's.
+   */
+  delegateVirtualService(name: string, namespace: string, rootNamespace: string): ConfigObject<VirtualServiceSpec> | undefined {
+    const vs = this.config.get<VirtualServiceSpec>('VirtualService', namespace, name);
+    if (!vs || (vs.spec.hosts?.length ?? 0) > 0) return undefined;
+    const exportTo = vs.spec.exportTo?.length ? vs.spec.exportTo : this.mesh.defaultVirtualServiceExportTo;
+    return visibleTo(exportTo, namespace, rootNamespace) ? vs : undefined;
   }
 }
 

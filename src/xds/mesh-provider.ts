@@ -15,7 +15,7 @@ import type { GenContext, ResourceGenerator } from './generators/generator.ts';
 import { grpcClusters } from './generators/grpc/clusters.ts';
 import { grpcListeners } from './generators/grpc/listeners.ts';
 import { grpcRoutes } from './generators/grpc/routes.ts';
-import { envoyClusters, envoyListeners, envoyRoutes } from './generators/envoy/index.ts';
+import { envoyClusters, envoyListeners, envoyRoutes, envoySecrets } from './generators/envoy/index.ts';
 import { endpointsGenerator } from './generators/shared-eds.ts';
 import type { NodeInfo } from './protocol/messages.ts';
 import { StreamRefusal, type ResourceProvider, type ResourceSet, type Subscription } from './protocol/provider.ts';
@@ -37,10 +37,11 @@ const GENERATORS_BY_KIND: Record<'grpc' | 'envoy', Partial<Record<string, Resour
     [TypeUrl.RouteConfiguration]: envoyRoutes,
     [TypeUrl.Cluster]: envoyClusters,
     [TypeUrl.ClusterLoadAssignment]: endpointsGenerator,
+    [TypeUrl.Secret]: envoySecrets,
   },
 };
 
-const SUPPORTED = new Set<string>([TypeUrl.Listener, TypeUrl.RouteConfiguration, TypeUrl.Cluster, TypeUrl.ClusterLoadAssignment]);
+const SUPPORTED = new Set<string>([TypeUrl.Listener, TypeUrl.RouteConfiguration, TypeUrl.Cluster, TypeUrl.ClusterLoadAssignment, TypeUrl.Secret]);
 
 type Cached = EncodedResource | null;
 

@@ -15,6 +15,7 @@ import { autoMtlsSocketMatches, upstreamTlsSocket } from '../../builders/tls.ts'
 import { effectivePolicy } from '../../builders/traffic-policy.ts';
 import { applyUpstreamProtocol, HTTP_PROTOCOL_OPTIONS, isH2Protocol, upstreamIsH2 } from '../../builders/upstream-protocol.ts';
 import type { GenContext, ResourceGenerator } from '../generator.ts';
+import { autoPassthroughClusterNames } from './gateway-listeners.ts';
 
 const MAX_UINT32 = 4294967295;
 const DEFAULT_CIRCUIT_BREAKERS = {
@@ -88,6 +89,11 @@ function outboundCluster(ctx: GenContext, name: string, port: number, subset: st
   const policy = effectivePolicy(dr?.object.spec, port, subset);
   const o = { proxyless: false, note };
   if (cluster.type !== 'ORIGINAL_DST') applyLoadBalancer(cluster, policy, o);
+  if (cluster.type === 'ORIGINAL_DST') {
+    // DR loadBalancer PASSTHROUGH: Envoy connects to the address the client asked for; no endpoints to discover.
+    delete cluster.eds_cluster_config;
+    delete cluster.load_assignment;
+  }
   applyConnectionPool(cluster, policy, o);
   if (!cluster.circuit_breakers) cluster.circuit_breakers = DEFAULT_CIRCUIT_BREAKERS;
   applyOutlierDetection(cluster, policy, o);
@@ -164,6 +170,26 @@ function inboundCluster(ctx: GenContext, name: string, port: number): Json | und
   return cluster;
 }
 
+const SNI_DNAT_PREFIX = 'outbound_.';
+
+/**
+ * AUTO_PASSTHROUGH gateways forward mTLS by SNI to a cluster named like the SNI; it is the service's outbound cluster
+ * under that name, without TLS of its own (the client's mTLS passes through), fed by the service's EDS.
+ */
+function sniDnatCluster(ctx: GenContext, name: string): Json | undefined {
+  if (isSidecar(ctx)) return undefined;
+  const entry = autoPassthroughClusterNames(ctx).find((c) => c.name === name);
+  const key = entry && parseClusterName(entry.eds);
+  if (!entry || !key) return undefined;
+  const cluster = outboundCluster(ctx, entry.eds, key.port, key.subset, key.host);
+  if (!cluster) return undefined;
+  cluster.name = name;
+  cluster.alt_stat_name = `${name};`;
+  delete cluster.transport_socket;
+  delete cluster.transport_socket_matches;
+  return cluster;
+}
+
 export const envoyClusters: ResourceGenerator = {
   typeUrl: TypeUrl.Cluster,
   names(ctx) {
@@ -172,6 +198,8 @@ export const envoyClusters: ResourceGenerator = {
     if (isSidecar(ctx)) {
       out.push(PASSTHROUGH_CLUSTER, INBOUND_PASSTHROUGH_CLUSTER);
       for (const p of inboundPorts(ctx.push, ctx.view)) out.push(inboundClusterName(p.port));
+    } else {
+      for (const c of autoPassthroughClusterNames(ctx)) out.push(c.name);
     }
     return out;
   },
@@ -179,6 +207,7 @@ export const envoyClusters: ResourceGenerator = {
     if (name === BLACKHOLE_CLUSTER) return blackHole(ctx);
     if (name === PASSTHROUGH_CLUSTER) return isSidecar(ctx) ? passthrough(ctx, name, false) : undefined;
     if (name === INBOUND_PASSTHROUGH_CLUSTER) return isSidecar(ctx) ? passthrough(ctx, name, true) : undefined;
+    if (name.startsWith(SNI_DNAT_PREFIX)) return sniDnatCluster(ctx, name);
     const key = parseClusterName(name);
     if (!key) return undefined;
     if (key.direction === 'inbound') return isSidecar(ctx) && !key.subset && !key.host ? inboundCluster(ctx, name, key.port) : undefined;
