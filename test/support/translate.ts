@@ -28,6 +28,8 @@ export interface Translation {
   rds: Array<Record<string, any>>;
   cds: Array<Record<string, any>>;
   eds: Array<Record<string, any>>;
+  /** Secrets the control plane serves over ADS (`sds_config.ads`) that listeners and clusters name. */
+  sds: Array<Record<string, any>>;
   generationErrors: number;
 }
 
@@ -46,7 +48,18 @@ export function translate(yaml: string, proxy: ProxySpec): Translation {
   const rds = routeNames.length > 0 ? fetch(TypeUrl.RouteConfiguration, routeNames) : [];
   const cds = fetch(TypeUrl.Cluster, undefined);
   const eds = fetch(TypeUrl.ClusterLoadAssignment, cds.filter((c: any) => c.type === 'EDS').map((c: any) => c.name));
-  return { refused: loaded.errors, notes: provider.currentNotes(), lds, rds, cds, eds, generationErrors: provider.generationErrors };
+  const secretNames = new Set<string>();
+  const findSecrets = (v: unknown) => {
+    if (Array.isArray(v)) v.forEach(findSecrets);
+    else if (v && typeof v === 'object') {
+      const o = v as Record<string, any>;
+      if (typeof o.name === 'string' && o.sds_config?.ads) secretNames.add(o.name);
+      Object.values(o).forEach(findSecrets);
+    }
+  };
+  findSecrets([lds, cds]);
+  const sds = secretNames.size > 0 ? fetch(TypeUrl.Secret, [...secretNames]) : [];
+  return { refused: loaded.errors, notes: provider.currentNotes(), lds, rds, cds, eds, sds, generationErrors: provider.generationErrors };
 }
 
 /** RDS names a listener refers to: the api_listener's (proxyless gRPC) or each HCM filter's (Envoy). */

@@ -21,7 +21,9 @@ function passthroughChain(ctx: GenContext): Json {
 
 function httpChain(plan: OutboundListenerPlan, rds: string): Json {
   return {
-    filter_chain_match: { transport_protocol: 'raw_buffer', application_protocols: ALPN.plaintextHttp },
+    // ALPN only: Envoy does not backtrack between match levels, so a transport_protocol here would make a plain TCP
+    // connection pick this branch and then fail on ALPN instead of reaching the TCP chain.
+    filter_chain_match: { application_protocols: ALPN.plaintextHttp },
     filters: [
       httpConnectionManager({
         direction: 'outbound',
@@ -57,7 +59,8 @@ function outboundListener(ctx: GenContext, plan: OutboundListenerPlan): Json {
       chains.push(httpChain(plan, autoRouteName(service, port.port)));
       httpInspector = true;
     }
-    chains.push({ filters: tcp.defaultFilters });
+    // The match-all chain is the listener's default, as istiod places it.
+    listener.default_filter_chain = { filters: tcp.defaultFilters };
   }
   const filters = [];
   if (tlsInspector) filters.push(LISTENER_FILTERS.tlsInspector);

@@ -1,0 +1,249 @@
+/**
+ * Behavioural checks on what Envoy sidecars and gateways get: calls walked through the generated listeners, chains,
+ * routes and clusters (test/support/simulate.ts), as istiod's simulation tests do.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { danglingClusters, simulate } from '../support/simulate.ts';
+import { routerProxy, sidecarProxy, translate, type Translation } from '../support/translate.ts';
+
+const BOOKINFO = fs
+  .readdirSync('examples/bookinfo')
+  .filter((f) => f.endsWith('.yaml'))
+  .map((f) => fs.readFileSync(path.join('examples/bookinfo', f), 'utf8'))
+  .join('\n---\n');
+
+/** A Kubernetes Service + the pod it selects, as YAML (namespace shop). */
+function k8sService(name: string, port: number, portName: string, ip: string, targetPort = port): string {
+  return `
+apiVersion: v1
+kind: Service
+metadata: { name: ${name}, namespace: shop }
+spec:
+  clusterIP: ${ip}
+  selector: { app: ${name} }
+  ports: [{ name: ${portName}, port: ${port}, targetPort: ${targetPort} }]
+`;
+}
+
+function clean(t: Translation): Translation {
+  expect(t.refused).toEqual([]);
+  expect(t.generationErrors).toBe(0);
+  expect(danglingClusters(t)).toEqual([]);
+  return t;
+}
+
+describe('sidecar outbound', () => {
+  const t = clean(translate(BOOKINFO, sidecarProxy('bookinfo', { app: 'productpage', version: 'v1' })));
+
+  it('routes HTTP by VirtualService on the shared port listener', () => {
+    const base = { address: '240.240.0.1', port: 9080, host: 'reviews.bookinfo.svc.cluster.local', path: '/reviews/1' };
+    expect(simulate(t, { ...base, headers: { 'end-user': 'jason' } })).toMatchObject({
+      listener: '0.0.0.0_9080',
+      routeConfig: '9080',
+      virtualHost: 'reviews.bookinfo.svc.cluster.local:9080',
+      cluster: 'outbound|9080|v2|reviews.bookinfo.svc.cluster.local',
+    });
+    expect(simulate(t, base)).toMatchObject({ weightedClusters: ['outbound|9080|v1|reviews.bookinfo.svc.cluster.local', 'outbound|9080|v3|reviews.bookinfo.svc.cluster.local'] });
+    expect(simulate(t, { ...base, host: 'details.bookinfo.svc.cluster.local.' })).toMatchObject({ cluster: 'outbound|9080||details.bookinfo.svc.cluster.local', route: 'default' });
+  });
+
+  it('sends unknown hosts and ports to PassthroughCluster under ALLOW_ANY', () => {
+    expect(simulate(t, { port: 9080, host: 'example.com' })).toMatchObject({ virtualHost: 'allow_any', cluster: 'PassthroughCluster' });
+    expect(simulate(t, { address: '1.2.3.4', port: 443, tls: true, protocol: 'tcp' })).toMatchObject({ listener: 'virtualOutbound', filterChain: 'virtualOutbound-catchall-tcp', cluster: 'PassthroughCluster' });
+    expect(simulate(t, { port: 9080, protocol: 'tcp' })).toMatchObject({ chainIndex: 'default', cluster: 'PassthroughCluster' });
+  });
+
+  it('blocks unknown destinations under REGISTRY_ONLY (Sidecar outboundTrafficPolicy)', () => {
+    const sidecar = `
+apiVersion: networking.istio.io/v1
+kind: Sidecar
+metadata: { name: default, namespace: bookinfo }
+spec:
+  outboundTrafficPolicy: { mode: REGISTRY_ONLY }
+`;
+    const r = clean(translate(`${BOOKINFO}\n---\n${sidecar}`, sidecarProxy('bookinfo', { app: 'productpage' })));
+    expect(simulate(r, { port: 9080, host: 'example.com' })).toMatchObject({ virtualHost: 'block_all', directResponse: 502 });
+    expect(simulate(r, { address: '1.2.3.4', port: 443, tls: true, protocol: 'tcp' })).toMatchObject({ cluster: 'BlackHoleCluster' });
+    expect(simulate(r, { port: 15001, protocol: 'tcp' })).toMatchObject({ filterChain: 'virtualOutbound-blackhole', cluster: 'BlackHoleCluster' });
+  });
+
+  it('gives TCP and auto-detected services their own VIP listeners', () => {
+    const yaml = [k8sService('db', 5432, 'tcp-postgres', '10.96.0.20'), k8sService('web', 8000, 'web', '10.96.0.21')].join('\n---\n');
+    const r = clean(translate(yaml, sidecarProxy('shop', { app: 'client' })));
+    expect(r.lds.map((l) => l.name)).toEqual(expect.arrayContaining(['10.96.0.20_5432', '10.96.0.21_8000', 'virtualOutbound', 'virtualInbound']));
+    expect(simulate(r, { address: '10.96.0.20', port: 5432, protocol: 'tcp' })).toMatchObject({ listener: '10.96.0.20_5432', cluster: 'outbound|5432||db.shop.svc.cluster.local' });
+    // An unnamed (auto) port sniffs: HTTP goes through routes `<host>:<port>`, anything else is proxied as TCP.
+    expect(simulate(r, { address: '10.96.0.21', port: 8000, host: 'web' })).toMatchObject({ routeConfig: 'web.shop.svc.cluster.local:8000', cluster: 'outbound|8000||web.shop.svc.cluster.local' });
+    expect(simulate(r, { address: '10.96.0.21', port: 8000, protocol: 'tcp' })).toMatchObject({ chainIndex: 'default', cluster: 'outbound|8000||web.shop.svc.cluster.local' });
+    const vhost = r.rds.find((x) => x.name === 'web.shop.svc.cluster.local:8000')!.virtual_hosts[0];
+    expect(vhost.domains).toEqual(['web.shop.svc.cluster.local', 'web.shop.svc.cluster.local.', 'web', 'web.shop.svc', 'web.shop', '10.96.0.21']);
+  });
+
+  it('routes TCP by weight and TLS by SNI', () => {
+    const yaml = `
+${k8sService('db', 5432, 'tcp-postgres', '10.96.0.20')}
+---
+${k8sService('db-next', 5432, 'tcp-postgres', '10.96.0.22')}
+---
+${k8sService('api', 443, 'tls', '10.96.0.23')}
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: { name: db, namespace: shop }
+spec:
+  hosts: [db]
+  tcp:
+  - route:
+    - { destination: { host: db }, weight: 90 }
+    - { destination: { host: db-next }, weight: 10 }
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: { name: api, namespace: shop }
+spec:
+  hosts: [api.shop.svc.cluster.local]
+  tls:
+  - match: [{ sniHosts: [api.shop.svc.cluster.local] }]
+    route: [{ destination: { host: db-next, port: { number: 5432 } } }]
+`;
+    const r = clean(translate(yaml, sidecarProxy('shop', { app: 'client' })));
+    expect(simulate(r, { address: '10.96.0.20', port: 5432, protocol: 'tcp' }).weightedClusters).toEqual(['outbound|5432||db.shop.svc.cluster.local', 'outbound|5432||db-next.shop.svc.cluster.local']);
+    expect(simulate(r, { address: '10.96.0.23', port: 443, protocol: 'tcp', tls: true, sni: 'api.shop.svc.cluster.local' })).toMatchObject({ cluster: 'outbound|5432||db-next.shop.svc.cluster.local' });
+    expect(simulate(r, { address: '10.96.0.23', port: 443, protocol: 'tcp', tls: true, sni: 'other.example.com' })).toMatchObject({ cluster: 'outbound|443||api.shop.svc.cluster.local' });
+  });
+
+  it('applies auto-mTLS to in-mesh clusters and marks injected endpoints', () => {
+    const yaml = `
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: { name: pay, namespace: shop }
+spec:
+  hosts: [pay.shop.svc.cluster.local]
+  location: MESH_INTERNAL
+  ports: [{ number: 80, name: http, protocol: HTTP }]
+  resolution: STATIC
+  endpoints:
+  - { address: 10.1.0.1, labels: { security.istio.io/tlsMode: istio }, serviceAccount: pay }
+  - { address: 10.1.0.2 }
+`;
+    const r = clean(translate(yaml, sidecarProxy('shop')));
+    const cluster = r.cds.find((c) => c.name === 'outbound|80||pay.shop.svc.cluster.local')!;
+    expect(cluster.transport_socket_matches.map((m: any) => m.name)).toEqual(['tlsMode-istio', 'tlsMode-disabled']);
+    const tls = cluster.transport_socket_matches[0].transport_socket.typed_config;
+    expect(tls.sni).toBe('outbound_.80_._.pay.shop.svc.cluster.local');
+    expect(tls.common_tls_context.combined_validation_context.default_validation_context.match_typed_subject_alt_names).toEqual([{ san_type: 'URI', matcher: { exact: 'spiffe://cluster.local/ns/shop/sa/pay' } }]);
+    const eps = r.eds.find((e) => e.cluster_name === cluster.name)!.endpoints[0].lb_endpoints;
+    expect(eps[0].metadata.filter_metadata['envoy.transport_socket_match']).toEqual({ tlsMode: 'istio' });
+    expect(eps[1].metadata?.filter_metadata?.['envoy.transport_socket_match']).toBeUndefined();
+  });
+});
+
+describe('sidecar inbound', () => {
+  const svc = k8sService('orders', 8080, 'http', '10.96.0.30', 9090);
+  const proxy = sidecarProxy('shop', { app: 'orders' });
+
+  it('terminates mTLS or plaintext by PeerAuthentication mode (default PERMISSIVE)', () => {
+    const r = clean(translate(svc, proxy));
+    expect(r.cds.map((c) => c.name)).toContain('inbound|9090||');
+    expect(simulate(r, { direction: 'inbound', port: 9090, host: 'orders' })).toMatchObject({ filterChain: '0.0.0.0_9090', transportSocket: false, routeConfig: 'inbound|9090||', cluster: 'inbound|9090||' });
+    expect(simulate(r, { direction: 'inbound', port: 9090, tls: true, alpn: ['istio-http/1.1'], host: 'orders' })).toMatchObject({ transportSocket: true, cluster: 'inbound|9090||' });
+    // A port no Service names is passed through to the app.
+    expect(simulate(r, { direction: 'inbound', port: 7777, protocol: 'tcp' })).toMatchObject({ filterChain: 'virtualInbound', cluster: 'InboundPassthroughCluster' });
+  });
+
+  it('refuses plaintext under STRICT, except on a PERMISSIVE port', () => {
+    const pa = `
+apiVersion: security.istio.io/v1
+kind: PeerAuthentication
+metadata: { name: default, namespace: istio-system }
+spec: { mtls: { mode: STRICT } }
+---
+apiVersion: security.istio.io/v1
+kind: PeerAuthentication
+metadata: { name: orders, namespace: shop }
+spec:
+  selector: { matchLabels: { app: orders } }
+  portLevelMtls: { "9091": { mode: PERMISSIVE } }
+`;
+    const r = clean(translate(`${svc}\n---\n${pa}\n---\n${k8sService('orders-admin', 8081, 'http-admin', '10.96.0.31', 9091).replace('app: orders-admin', 'app: orders')}`, proxy));
+    expect(simulate(r, { direction: 'inbound', port: 9090, host: 'orders' }).error).toMatch(/no filter chain/);
+    expect(simulate(r, { direction: 'inbound', port: 9090, tls: true, alpn: ['istio'], host: 'orders' })).toMatchObject({ transportSocket: true, cluster: 'inbound|9090||' });
+    expect(simulate(r, { direction: 'inbound', port: 9091, host: 'orders' })).toMatchObject({ transportSocket: false, cluster: 'inbound|9091||' });
+  });
+});
+
+describe('gateway', () => {
+  const yaml = `
+apiVersion: networking.istio.io/v1beta1
+kind: Gateway
+metadata: { name: myapp-gateway, namespace: production }
+spec:
+  selector: { istio: ingressgateway }
+  servers:
+  - port: { number: 80, name: http, protocol: HTTP }
+    hosts: [myapp.example.com]
+    tls: { httpsRedirect: true }
+  - port: { number: 443, name: https, protocol: HTTPS }
+    tls: { mode: SIMPLE, credentialName: myapp-tls-secret }
+    hosts: [myapp.example.com]
+---
+apiVersion: networking.istio.io/v1beta1
+kind: VirtualService
+metadata: { name: myapp, namespace: production }
+spec:
+  hosts: [myapp.example.com]
+  gateways: [myapp-gateway]
+  http:
+  - route: [{ destination: { host: myapp, port: { number: 8080 } } }]
+---
+apiVersion: v1
+kind: Service
+metadata: { name: myapp, namespace: production }
+spec:
+  clusterIP: 10.96.1.1
+  selector: { app: myapp }
+  ports: [{ name: http, port: 8080 }]
+---
+apiVersion: v1
+kind: Service
+metadata: { name: istio-ingressgateway, namespace: istio-system }
+spec:
+  clusterIP: 10.96.1.2
+  selector: { istio: ingressgateway }
+  ports: [{ name: http2, port: 80, targetPort: 8080 }, { name: https, port: 443, targetPort: 8443 }]
+---
+apiVersion: v1
+kind: Secret
+metadata: { name: myapp-tls-secret, namespace: istio-system }
+type: kubernetes.io/tls
+data: { tls.crt: Y2VydA==, tls.key: a2V5 }
+`;
+  const t = clean(translate(yaml, routerProxy()));
+
+  it('listens on the gateway Service target ports with istiod route names', () => {
+    expect(t.lds.map((l) => l.name).sort()).toEqual(['0.0.0.0_8080', '0.0.0.0_8443']);
+    expect(t.rds.map((r) => r.name).sort()).toEqual(['http.8080', 'https.443.https.myapp-gateway.production']);
+  });
+
+  it('terminates HTTPS by SNI with the credentialName secret and routes by host', () => {
+    const r = simulate(t, { direction: 'gateway', port: 8443, tls: true, sni: 'myapp.example.com', host: 'myapp.example.com' });
+    expect(r).toMatchObject({ transportSocket: true, virtualHost: 'myapp.example.com:443', cluster: 'outbound|8080||myapp.production.svc.cluster.local' });
+    expect(t.sds.map((s) => s.name)).toEqual(['kubernetes://myapp-tls-secret']);
+    expect(t.sds[0]!.tls_certificate.certificate_chain.inline_bytes).toBe('Y2VydA==');
+    expect(simulate(t, { direction: 'gateway', port: 8443, tls: true, sni: 'other.example.com' }).error).toMatch(/no filter chain/);
+  });
+
+  it('redirects plain HTTP to HTTPS and 404s unknown hosts', () => {
+    expect(simulate(t, { direction: 'gateway', port: 8080, host: 'myapp.example.com' })).toMatchObject({ requireTls: true });
+    expect(simulate(t, { direction: 'gateway', port: 8080, host: 'nope.example.com' }).error).toMatch(/404/);
+  });
+
+  it('never serves another namespace`s secrets, nor secrets to sidecars', () => {
+    const other = clean(translate(yaml, routerProxy('production', { istio: 'ingressgateway' })));
+    expect(other.sds).toEqual([]);
+    const sidecar = clean(translate(yaml, sidecarProxy('istio-system', { istio: 'ingressgateway' })));
+    expect(sidecar.sds).toEqual([]);
+  });
+});
