@@ -5,6 +5,7 @@
 import { Command, InvalidArgumentError } from 'commander';
 import { MizzenServer, VERSION } from '../app/server.ts';
 import { createLogger } from '../shared/log.ts';
+import { parseLabels, renderBootstrap } from './bootstrap.ts';
 import { validatePaths } from './validate.ts';
 
 const port = (v: string): number => {
@@ -69,6 +70,47 @@ program
       process.exit(1);
     }
     console.log(summary);
+  });
+
+program
+  .command('bootstrap')
+  .description('print the Envoy bootstrap an injected proxy starts with')
+  .requiredOption('--pod <name>', 'pod name')
+  .option('-n, --namespace <ns>', 'pod namespace', 'default')
+  .option('--ip <address>', 'pod IP', '10.0.0.1')
+  .option('--type <type>', 'sidecar or router (gateway)', 'sidecar')
+  .option('--labels <k=v,...>', 'pod labels', '')
+  .option('--service-account <name>', 'pod service account', 'default')
+  .option('--cluster-id <id>', 'Kubernetes cluster id', 'Kubernetes')
+  .option('--domain-suffix <suffix>', 'cluster domain', 'cluster.local')
+  .option('--xds-address <host:port>', 'mizzen TLS xDS address', 'mizzen.istio-system.svc:15012')
+  .option('--via-agent', 'reach the control plane through the agent local xDS socket (as istio-proxy does)', false)
+  .option('--sotw', 'state-of-the-world ADS instead of delta', false)
+  .option('-o, --output <format>', 'json or yaml', 'json')
+  .action((opts: Record<string, string | boolean>) => {
+    const type = opts.type === 'router' ? 'router' : opts.type === 'sidecar' ? 'sidecar' : undefined;
+    if (!type) throw new InvalidArgumentError('--type must be sidecar or router');
+    const xdsAddress = String(opts.xdsAddress);
+    process.stdout.write(
+      renderBootstrap(
+        {
+          proxyType: type,
+          podName: String(opts.pod),
+          namespace: String(opts.namespace),
+          ip: String(opts.ip),
+          domainSuffix: String(opts.domainSuffix),
+          labels: parseLabels(String(opts.labels)),
+          serviceAccount: String(opts.serviceAccount),
+          clusterId: String(opts.clusterId),
+          xdsAddress,
+          xdsSan: xdsAddress.slice(0, xdsAddress.lastIndexOf(':')),
+          delta: !opts.sotw,
+          viaAgent: opts.viaAgent === true,
+          istioVersion: VERSION,
+        },
+        opts.output === 'yaml' ? 'yaml' : 'json',
+      ),
+    );
   });
 
 await program.parseAsync(process.argv);

@@ -83,3 +83,18 @@ export function gatewayHttpsRouteName(port: number, portName: string, gateway: s
 export function istioSni(port: number, subset: string, host: string): string {
   return `outbound_.${port}_.${subset}_.${host}`;
 }
+
+/**
+ * `name` → `<ns>/name`, `./name` → `<ns>/name`, legacy `name.ns.svc.cluster.local` → `ns/name`; `mesh` and `ns/name`
+ * unchanged (istiod resolveGatewayName), so resolving twice is harmless.
+ */
+export function resolveGatewayName(gateway: string, namespace: string): string {
+  if (gateway === MESH_GATEWAY) return gateway;
+  const slash = gateway.indexOf('/');
+  if (slash >= 0) return gateway.slice(0, slash) === '.' ? `${namespace}/${gateway.slice(slash + 1)}` : gateway;
+  const dot = gateway.indexOf('.');
+  if (dot < 0) return `${namespace}/${gateway}`;
+  const rest = gateway.slice(dot + 1);
+  const next = rest.indexOf('.');
+  return `${next < 0 ? rest : rest.slice(0, next)}/${gateway.slice(0, dot)}`;
+}

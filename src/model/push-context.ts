@@ -10,7 +10,7 @@ import type { ConfigObject } from '../config/object.ts';
 import type { ConfigSnapshot } from './config-store.ts';
 import { compareHostSpecificity, hostMatches, resolveShortName } from './hosts.ts';
 import type { MeshConfig } from './mesh.ts';
-import { MESH_GATEWAY } from './names.ts';
+import { MESH_GATEWAY, resolveGatewayName } from './names.ts';
 import type { ProxyView } from './proxy-view.ts';
 import { buildRegistry, type Registry } from './service-registry.ts';
 import { serviceKey, type Endpoint, type Service } from './service.ts';
@@ -38,11 +38,6 @@ export function visibleTo(exportTo: readonly string[], ownerNamespace: string, p
   return false;
 }
 
-/** A VirtualService's gateway reference as `<ns>/<name>` (a bare name is in the VirtualService's namespace); `mesh` stays. */
-export function qualifyGateway(ref: string, vsNamespace: string): string {
-  return ref === MESH_GATEWAY || ref.includes('/') ? ref : `${vsNamespace}/${ref}`;
-}
-
 export class PushContext {
   readonly mesh: MeshConfig;
   readonly config: ConfigSnapshot;
@@ -61,7 +56,7 @@ export class PushContext {
     this.virtualServices = config.ofKind<VirtualServiceSpec>('VirtualService').map((vs) => ({
       object: vs,
       hosts: (vs.spec.hosts ?? []).map((h) => resolveShortName(h, vs.metadata.namespace, mesh.domainSuffix)),
-      gateways: vs.spec.gateways && vs.spec.gateways.length > 0 ? vs.spec.gateways.map((g) => qualifyGateway(g, vs.metadata.namespace)) : [MESH_GATEWAY],
+      gateways: vs.spec.gateways && vs.spec.gateways.length > 0 ? vs.spec.gateways.map((g) => resolveGatewayName(g, vs.metadata.namespace)) : [MESH_GATEWAY],
       exportTo: vs.spec.exportTo ?? mesh.defaultVirtualServiceExportTo,
     }));
     this.destinationRules = config.ofKind<DestinationRuleSpec>('DestinationRule').map((dr) => ({

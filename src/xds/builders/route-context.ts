@@ -11,5 +11,11 @@ export interface RouteContext {
   port: number;
   proxyless: boolean;
   note: (message: string) => void;
+  /**
+   * The gateway names this proxy represents, for `match.gateways` (istiod sourceMatchHTTP): `['mesh']` for sidecars
+   * and proxyless clients (the default when unset), `<namespace>/<name>` of the Gateway(s) a router's server belongs to.
+   */
+  gateways?: readonly string[];
+  /** The listener terminates TLS (a gateway HTTPS server): a redirect with no scheme stays https (istiod RouteOptions.IsTLS). */
+  tls?: boolean;
 }
-

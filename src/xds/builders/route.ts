@@ -1,120 +1,40 @@
 /**
- * VirtualService HTTP routes → Envoy routes (istio-xds.md §3.3, §3.4). Shared by all proxy types; `proxyless`
- * leaves out what gRPC clients cannot take (injection-and-proxyless.md B6) and says so in a note instead of
- * sending something that makes the client reject the whole RouteConfiguration.
+ * VirtualService HTTP routes → Envoy routes (istio-xds.md §3.3, §3.4; istiod route/route.go translateRoute,
+ * applyHTTPRouteDestination). Shared by all proxy types; `proxyless` leaves out what gRPC clients cannot take
+ * (injection-and-proxyless.md B6) and says so in a note instead of sending something that makes the client reject the
+ * whole RouteConfiguration. Delegating routes are replaced by their delegate's routes before translation.
  */
-import type { Destination, HTTPMatchRequest, HTTPRoute, HTTPRetry } from '../../config/kinds/virtual-service.ts';
+import type { Destination, HTTPMatchRequest, HTTPRoute, HTTPRouteDestination } from '../../config/kinds/virtual-service.ts';
 import { resolveShortName } from '../../model/hosts.ts';
-import { clusterName, MESH_GATEWAY } from '../../model/names.ts';
+import { clusterName } from '../../model/names.ts';
 import type { IndexedVirtualService } from '../../model/push-context.ts';
-import { GRPC_STATUS_CODES } from '../../config/kinds/virtual-service.ts';
-import { compact, duration, fractionalPercent, hundredPercent, struct, ZERO_DURATION, type Json } from './common.ts';
+import { mergeDelegate, qualifyHttpRoute } from '../../model/virtual-service-delegate.ts';
+import { compact, duration, struct, ZERO_DURATION, type Json } from './common.ts';
 import { hashPolicyFor } from './hash-policy.ts';
+import {
+  CORS_FILTER,
+  corsPolicy,
+  directResponse,
+  FAULT_FILTER,
+  faultConfig,
+  headerActions,
+  mergeHeaderActions,
+  mirrorPolicies,
+  redirectAction,
+  routeOperation,
+  type HeaderActions,
+} from './route-actions.ts';
 import type { RouteContext } from './route-context.ts';
+import { isCatchAllMatch, matchApplies, matchesEverything, translateMatch } from './route-match.ts';
+import { defaultRetryPolicy, retryPolicy } from './route-retry.ts';
 
 export type { RouteContext };
+export { CORS_FILTER, defaultRetryPolicy, FAULT_FILTER, retryPolicy };
 
-export const FAULT_FILTER = 'envoy.filters.http.fault';
-
-/** Istio's default retry policy for routes whose VirtualService sets none (retry.go; 503 not retried since 1.24). */
-export function defaultRetryPolicy(consistentHash: boolean): Json {
-  return compact({
-    num_retries: { value: 2 },
-    retry_on: 'connect-failure,refused-stream,unavailable,cancelled,retriable-status-codes',
-    retry_host_predicate: consistentHash
-      ? undefined
-      : [{ name: 'envoy.retry_host_predicates.previous_hosts', typed_config: { '@type': 'type.googleapis.com/envoy.extensions.retry.host.previous_hosts.v3.PreviousHostsPredicate' } }],
-    host_selection_retry_max_attempts: 5,
-  });
-}
-
-export function retryPolicy(retries: HTTPRetry | undefined, consistentHash: boolean): Json | undefined {
-  if (!retries) return defaultRetryPolicy(consistentHash);
-  if ((retries.attempts ?? 0) <= 0) return undefined;
-  const policy = defaultRetryPolicy(consistentHash);
-  policy.num_retries = { value: retries.attempts };
-  if (retries.retryOn) {
-    const codes: number[] = [];
-    const on: string[] = [];
-    for (const token of retries.retryOn.split(',').map((t) => t.trim()).filter(Boolean)) {
-      const n = Number(token);
-      if (Number.isInteger(n) && n >= 100 && n <= 599) codes.push(n);
-      else on.push(token);
-    }
-    if (codes.length > 0) {
-      policy.retriable_status_codes = codes;
-      if (!on.includes('retriable-status-codes')) on.push('retriable-status-codes');
-    }
-    policy.retry_on = on.join(',');
-  }
-  if (retries.perTryTimeout) policy.per_try_timeout = duration(retries.perTryTimeout);
-  if (retries.retryRemoteLocalities) {
-    policy.retry_priority = {
-      name: 'envoy.retry_priorities.previous_priorities',
-      typed_config: { '@type': 'type.googleapis.com/envoy.extensions.retry.priority.previous_priorities.v3.PreviousPrioritiesConfig', update_frequency: 2 },
-    };
-  }
-  if (retries.retryIgnorePreviousHosts === false) delete policy.retry_host_predicate;
-  if (retries.backoff) policy.retry_back_off = { base_interval: duration(retries.backoff) };
-  return policy;
-}
-
-function stringMatcher(m: { exact?: string; prefix?: string; regex?: string }): Json | undefined {
-  if (m.exact !== undefined) return { exact: m.exact };
-  if (m.prefix !== undefined) return { prefix: m.prefix };
-  if (m.regex !== undefined) return { safe_regex: { regex: m.regex } };
-  return undefined;
-}
-
-function headerMatcher(name: string, m: { exact?: string; prefix?: string; regex?: string }, invert: boolean): Json {
-  const sm = stringMatcher(m);
-  // An empty match (or regex "*") means "header present" in Istio.
-  const present = !sm || m.regex === '*';
-  return compact({
-    name,
-    ...(present ? { present_match: true } : { string_match: sm }),
-    invert_match: invert || undefined,
-    treat_missing_header_as_empty: invert && !present ? true : undefined,
-  });
-}
-
-/** Whether a match can apply to this proxy at all (sourceLabels, sourceNamespace, gateways, port: generation-time). */
-function matchApplies(m: HTTPMatchRequest, ctx: RouteContext): boolean {
-  if (m.port !== undefined && m.port !== ctx.port) return false;
-  if (m.gateways && m.gateways.length > 0) return m.gateways.includes(MESH_GATEWAY);
-  if (m.sourceNamespace && m.sourceNamespace !== ctx.view.namespace()) return false;
-  if (m.sourceLabels && !ctx.view.selectedBy(m.sourceLabels)) return false;
-  return true;
-}
-
-function translateMatch(m: HTTPMatchRequest | undefined, ctx: RouteContext): Json | undefined {
-  const out: Json = {};
-  const uri = m?.uri;
-  if (uri?.exact !== undefined) out.path = uri.exact;
-  else if (uri?.prefix !== undefined) out.prefix = uri.prefix;
-  else if (uri?.regex !== undefined) out.safe_regex = { regex: uri.regex };
-  else out.prefix = '/';
-  out.case_sensitive = { value: !(m?.ignoreUriCase ?? false) };
-  const headers: Json[] = [];
-  for (const name of Object.keys(m?.headers ?? {}).sort()) headers.push(headerMatcher(name.toLowerCase(), m!.headers![name]!, false));
-  for (const name of Object.keys(m?.withoutHeaders ?? {}).sort()) headers.push(headerMatcher(name.toLowerCase(), m!.withoutHeaders![name]!, true));
-  if (m?.method) headers.push(headerMatcher(':method', m.method, false));
-  if (m?.authority) headers.push(headerMatcher(':authority', m.authority, false));
-  if (m?.scheme) headers.push(headerMatcher(':scheme', m.scheme, false));
-  if (headers.length > 0) out.headers = headers;
-  const qp = Object.keys(m?.queryParams ?? {}).sort();
-  if (qp.length > 0) {
-    if (ctx.proxyless) {
-      // gRFC A28: clients must ignore routes that match on query parameters; gRPC requests have none.
-      ctx.note('route matches on queryParams, which gRPC requests cannot carry: route left out for proxyless gRPC');
-      return undefined;
-    }
-    out.query_parameters = qp.map((name) => {
-      const sm = stringMatcher(m!.queryParams![name]!);
-      return sm ? { name, string_match: sm } : { name, present_match: true };
-    });
-  }
-  return out;
+export interface TranslatedRoutes {
+  routes: Json[];
+  /** A route matched everything: later HTTP routes of the VirtualService can never apply (istiod stops there). */
+  catchAll: boolean;
 }
 
 /** Cluster name for a destination: port from the destination, else the only service port, else the route's port. */
@@ -128,46 +48,46 @@ export function destinationCluster(d: Destination, vsNamespace: string, ctx: Rou
   return clusterName('outbound', port, d.subset ?? '', host);
 }
 
-function faultConfig(route: HTTPRoute, ctx: RouteContext): Json | undefined {
-  const f = route.fault;
-  if (!f) return undefined;
-  const out: Json = { '@type': 'type.googleapis.com/envoy.extensions.filters.http.fault.v3.HTTPFault' };
-  const pct = (p: { value?: number } | undefined, legacy: number | undefined) =>
-    p?.value !== undefined ? fractionalPercent(p.value) : legacy !== undefined ? hundredPercent(legacy) : fractionalPercent(0);
-  if (f.delay?.fixedDelay) {
-    out.delay = { fixed_delay: duration(f.delay.fixedDelay), percentage: pct(f.delay.percentage, f.delay.percent) };
-  } else if (f.delay) {
-    ctx.note('fault.delay has no fixedDelay: delay left out');
-  }
-  if (f.abort) {
-    const abort: Json = { percentage: pct(f.abort.percentage, undefined) };
-    if (f.abort.httpStatus !== undefined) abort.http_status = f.abort.httpStatus;
-    else if (f.abort.grpcStatus !== undefined) {
-      // Validation admits only code names, so the lookup always succeeds.
-      abort.grpc_status = GRPC_STATUS_CODES[f.abort.grpcStatus];
-    } else {
-      ctx.note(f.abort.http2Error !== undefined ? 'fault.abort.http2Error is not supported: abort left out' : 'fault.abort has no error type: abort left out');
-      return out.delay ? out : undefined;
-    }
-    out.abort = abort;
-  }
-  return out.delay || out.abort ? out : undefined;
-}
-
-/** A match with no condition but its name, or only `uri.prefix: /`: nothing after it can match (istiod stops there). */
-function matchesEverything(m: HTTPMatchRequest | undefined): boolean {
-  if (!m) return true;
-  const conditions = Object.keys(m).filter((k) => k !== 'name');
-  return conditions.length === 0 || (conditions.length === 1 && m.uri?.prefix === '/');
-}
-
-/** One VirtualService HTTP route → zero or more Envoy routes (one per match); `catchAll` once one matches everything. */
-export function translateHttpRoute(route: HTTPRoute, index: number, vs: IndexedVirtualService, ctx: RouteContext): { routes: Json[]; catchAll: boolean } {
+/** One VirtualService HTTP route → zero or more Envoy routes (one per match). */
+export function translateHttpRoute(route: HTTPRoute, index: number, vs: IndexedVirtualService, ctx: RouteContext): TranslatedRoutes {
   const vsNs = vs.object.metadata.namespace;
   const where = `VirtualService ${vsNs}/${vs.object.metadata.name} http[${index}]`;
-  const note = (m: string) => ctx.note(`${where}: ${m}`);
-  const local: RouteContext = { ...ctx, note };
+  const local: RouteContext = { ...ctx, note: (m: string) => ctx.note(`${where}: ${m}`) };
+  return route.delegate ? translateDelegating(route, vs, local) : translateRoute(route, vs, local);
+}
 
+/**
+ * A root route with `delegate`: the delegate VirtualService (no hosts, exported to the root's namespace) is looked up,
+ * its routes merged with the root route (model/virtual-service-delegate.ts), and each merged route translated as if
+ * the root VirtualService had written it (metadata, decorator and short names of the root; the delegate's own short
+ * names were made absolute in its namespace first).
+ */
+function translateDelegating(route: HTTPRoute, vs: IndexedVirtualService, ctx: RouteContext): TranslatedRoutes {
+  const rootNs = vs.object.metadata.namespace;
+  const ns = route.delegate!.namespace || rootNs;
+  const name = route.delegate!.name ?? '';
+  const delegate = ctx.push.delegateVirtualService(name, ns, rootNs);
+  if (!delegate) {
+    ctx.note(`delegate VirtualService ${ns}/${name} not found (or it has hosts, or is not exported to namespace ${rootNs}): route left out`);
+    return { routes: [], catchAll: false };
+  }
+  const suffix = ctx.push.mesh.domainSuffix;
+  const merged = mergeDelegate(
+    qualifyHttpRoute(route, rootNs, suffix),
+    { ...delegate.spec, http: (delegate.spec.http ?? []).map((r) => qualifyHttpRoute(r, ns, suffix)) },
+  );
+  for (const d of merged.dropped) ctx.note(`delegate VirtualService ${ns}/${name} ${d}: left out`);
+  const routes: Json[] = [];
+  for (const [j, r] of merged.routes.entries()) {
+    const out = translateRoute(r, vs, { ...ctx, note: (m: string) => ctx.note(`delegate ${ns}/${name} route ${j}: ${m}`) });
+    routes.push(...out.routes);
+    if (out.catchAll) return { routes, catchAll: true };
+  }
+  return { routes, catchAll: false };
+}
+
+function translateRoute(route: HTTPRoute, vs: IndexedVirtualService, ctx: RouteContext): TranslatedRoutes {
+  const { note } = ctx;
   if (ctx.proxyless) {
     if (route.redirect || route.directResponse) {
       note(`${route.redirect ? 'redirect' : 'directResponse'} cannot be served by proxyless gRPC clients: route left out`);
@@ -177,70 +97,141 @@ export function translateHttpRoute(route: HTTPRoute, index: number, vs: IndexedV
     if (route.rewrite) note('rewrite is not supported by proxyless gRPC clients: left out');
     if (route.corsPolicy) note('corsPolicy is not supported by proxyless gRPC clients: left out');
   }
-  if (route.delegate) {
-    note('delegate VirtualServices are not supported yet: route left out');
-    return { routes: [], catchAll: false };
-  }
+  const vsNs = vs.object.metadata.namespace;
   const matches: Array<HTTPMatchRequest | undefined> = route.match && route.match.length > 0 ? route.match : [undefined];
+  const parts = ctx.proxyless ? proxylessParts(route, vsNs, ctx) : envoyParts(route, vsNs, ctx);
+  const metadata = { filter_metadata: { istio: struct({ config: `/apis/networking.istio.io/v1/namespaces/${vsNs}/virtual-service/${vs.object.metadata.name}` }) } };
+
   const routes: Json[] = [];
   let catchAll = false;
-  const destinations = (route.route ?? []).filter((d) => (d.weight ?? 1) > 0 || (route.route ?? []).length === 1);
-  const hashPolicies = destinations.flatMap((d) => hashPolicyFor(d.destination, vsNs, local));
-
-  const action: Json = {};
-  if (destinations.length === 1) action.cluster = destinationCluster(destinations[0]!.destination, vsNs, local);
-  else if (destinations.length > 1) {
-    action.weighted_clusters = {
-      clusters: destinations.map((d) => ({ name: destinationCluster(d.destination, vsNs, local), weight: { value: d.weight ?? 0 } })),
-    };
-  }
-  action.timeout = route.timeout ? duration(route.timeout) : ZERO_DURATION;
-  if (ctx.proxyless && route.timeout) action.max_stream_duration = { max_stream_duration: duration(route.timeout) };
-  const retry = retryPolicy(route.retries, hashPolicies.length > 0);
-  if (retry) action.retry_policy = retry;
-  if (hashPolicies.length > 0) action.hash_policy = hashPolicies;
-  const fault = faultConfig(route, local);
-
   for (const m of matches) {
-    if (m && !matchApplies(m, local)) continue;
-    const match = translateMatch(m, local);
+    if (m && !matchApplies(m, vsNs, ctx)) continue;
+    const match = translateMatch(m, ctx);
     if (!match) continue;
-    const name = [route.name, m?.name].filter(Boolean).join('.') || undefined;
+    if (!parts.action && !parts.redirect && !parts.direct_response) continue;
+    const action = parts.action ? { ...parts.action } : undefined;
     const r: Json = compact({
-      name,
+      name: [route.name, m?.name].filter(Boolean).join('.') || undefined,
       match,
-      route: destinations.length > 0 ? action : undefined,
-      redirect: !ctx.proxyless && route.redirect ? redirectAction(route) : undefined,
-      direct_response: !ctx.proxyless && route.directResponse ? directResponse(route) : undefined,
-      metadata: { filter_metadata: { istio: struct({ config: `/apis/networking.istio.io/v1/namespaces/${vsNs}/virtual-service/${vs.object.metadata.name}` }) } },
-      typed_per_filter_config: fault ? { [FAULT_FILTER]: fault } : undefined,
+      route: action,
+      redirect: parts.redirect,
+      direct_response: parts.direct_response,
+      metadata,
+      decorator: ctx.proxyless ? undefined : { operation: routeOperation(match, action, vs.object.metadata.name, ctx.port) },
+      stat_prefix: !ctx.proxyless && m?.statPrefix ? m.statPrefix : undefined,
+      ...parts.headers,
+      typed_per_filter_config: parts.perFilter,
     });
-    if (!r.route && !r.redirect && !r.direct_response) continue;
     routes.push(r);
-    if (matchesEverything(m)) {
+    if (ctx.proxyless ? matchesEverything(m) : isCatchAllMatch(match)) {
       catchAll = true;
       break;
     }
   }
+  // istiod: an HTTP route without match conditions ends the list whether or not it produced a route.
+  if (!ctx.proxyless && matches[0] === undefined) catchAll = true;
   return { routes, catchAll };
 }
 
-function redirectAction(route: HTTPRoute): Json {
-  const r = route.redirect!;
-  const codes: Record<number, string> = { 301: 'MOVED_PERMANENTLY', 302: 'FOUND', 303: 'SEE_OTHER', 307: 'TEMPORARY_REDIRECT', 308: 'PERMANENT_REDIRECT' };
-  return compact({
-    host_redirect: r.authority,
-    path_redirect: r.uri,
-    scheme_redirect: r.scheme,
-    port_redirect: r.port,
-    response_code: codes[r.redirectCode ?? 301] ?? 'MOVED_PERMANENTLY',
-  });
+interface RouteParts {
+  action?: Json;
+  redirect?: Json;
+  direct_response?: Json;
+  headers: Omit<HeaderActions, 'authority'>;
+  perFilter?: Json;
 }
 
-function directResponse(route: HTTPRoute): Json {
-  const d = route.directResponse!;
-  const body = d.body?.string !== undefined ? { inline_string: d.body.string } : d.body?.bytes !== undefined ? { inline_bytes: d.body.bytes } : undefined;
-  return compact({ status: d.status, body });
+/** What proxyless gRPC gets: destination, timeout (as max_stream_duration too), retries, hash policy, fault. */
+function proxylessParts(route: HTTPRoute, vsNs: string, ctx: RouteContext): RouteParts {
+  const destinations = (route.route ?? []).filter((d) => (d.weight ?? 1) > 0 || (route.route ?? []).length === 1);
+  const hashPolicies = destinations.flatMap((d) => hashPolicyFor(d.destination, vsNs, ctx));
+  const fault = faultConfig(route, ctx);
+  const parts: RouteParts = { headers: {}, ...(fault ? { perFilter: { [FAULT_FILTER]: fault } } : {}) };
+  if (destinations.length === 0) return parts;
+  const action: Json = {};
+  if (destinations.length === 1) action.cluster = destinationCluster(destinations[0]!.destination, vsNs, ctx);
+  else action.weighted_clusters = { clusters: destinations.map((d) => ({ name: destinationCluster(d.destination, vsNs, ctx), weight: { value: d.weight ?? 0 } })) };
+  action.timeout = route.timeout ? duration(route.timeout) : ZERO_DURATION;
+  if (route.timeout) action.max_stream_duration = { max_stream_duration: duration(route.timeout) };
+  const retry = retryPolicy(route.retries, hashPolicies.length > 0);
+  if (retry) action.retry_policy = retry;
+  if (hashPolicies.length > 0) action.hash_policy = hashPolicies;
+  parts.action = action;
+  return parts;
+}
+
+/**
+ * What an Envoy proxy gets (istiod translateRoute): redirect, else direct response, else a route action; route-level
+ * header operations; fault and CORS per-filter config.
+ */
+function envoyParts(route: HTTPRoute, vsNs: string, ctx: RouteContext): RouteParts {
+  const { authority: headerAuthority, ...headers } = headerActions(route.headers);
+  const parts: RouteParts = { headers };
+  if (route.redirect) {
+    const redirect = redirectAction(route.redirect, ctx.port, ctx.tls ?? false);
+    if (redirect) parts.redirect = redirect;
+    else ctx.note(`redirect code ${route.redirect.redirectCode} has no Envoy equivalent (301, 302, 303, 307, 308): route left out`);
+  } else if (route.directResponse) {
+    parts.direct_response = directResponse(route);
+  } else {
+    const action = envoyAction(route, vsNs, headerAuthority, parts.headers, ctx);
+    if (action) parts.action = action;
+    else ctx.note('no destination with a weight above 0: route left out');
+  }
+  const perFilter: Json = {};
+  const fault = faultConfig(route, ctx);
+  if (fault) perFilter[FAULT_FILTER] = fault;
+  if (route.corsPolicy) perFilter[CORS_FILTER] = corsPolicy(route.corsPolicy);
+  if (Object.keys(perFilter).length > 0) parts.perFilter = perFilter;
+  return parts;
+}
+
+/** applyHTTPRouteDestination: rewrite, host rewrite, mirrors, cluster(s) with their headers, timeout, retries, hash. */
+function envoyAction(route: HTTPRoute, vsNs: string, headerAuthority: string | undefined, routeHeaders: Json, ctx: RouteContext): Json | undefined {
+  const all = route.route ?? [];
+  // One destination → `cluster` (whatever its weight); several → weighted_clusters without the weight-0 entries.
+  const destinations: HTTPRouteDestination[] = all.length === 1 ? all : all.filter((d) => (d.weight ?? 0) > 0);
+  if (destinations.length === 0) return undefined;
+  const cluster = (d: Destination) => destinationCluster(d, vsNs, ctx);
+  const action: Json = {};
+  let authority = headerAuthority;
+  const rw = route.rewrite;
+  if (rw) {
+    // A regex rewrite wins over a prefix rewrite; rewrite.authority over a `:authority`/`host` header set.
+    if (rw.uriRegexRewrite) action.regex_rewrite = { pattern: { regex: rw.uriRegexRewrite.match ?? '' }, substitution: rw.uriRegexRewrite.rewrite ?? '' };
+    else if (rw.uri) action.prefix_rewrite = rw.uri;
+    if (rw.authority) authority = rw.authority;
+  }
+  if (authority) action.host_rewrite_literal = authority;
+  const mirrors = mirrorPolicies(route, cluster);
+  if (mirrors.length > 0) action.request_mirror_policies = mirrors;
+
+  const hashPolicies: Json[] = [];
+  if (all.length === 1) {
+    const d = all[0]!;
+    action.cluster = cluster(d.destination);
+    const { authority: destAuthority, ...destHeaders } = headerActions(d.headers);
+    mergeHeaderActions(routeHeaders, destHeaders);
+    // The route-level rewrite wins over the destination's, as for weighted destinations.
+    if (destAuthority && action.host_rewrite_literal === undefined) action.host_rewrite_literal = destAuthority;
+    hashPolicies.push(...hashPolicyFor(d.destination, vsNs, ctx));
+  } else {
+    const clusters = destinations.map((d) => {
+      const { authority: destAuthority, ...destHeaders } = headerActions(d.headers);
+      hashPolicies.push(...hashPolicyFor(d.destination, vsNs, ctx));
+      return compact({ name: cluster(d.destination), weight: { value: d.weight ?? 0 }, ...destHeaders, host_rewrite_literal: destAuthority });
+    });
+    action.weighted_clusters = { clusters };
+  }
+  const timeout = route.timeout ? (duration(route.timeout) ?? ZERO_DURATION) : ZERO_DURATION;
+  action.timeout = timeout;
+  // Envoy reads grpc-timeout only with max_grpc_timeout set; istiod sets it to the route timeout (0s = unbounded).
+  action.max_grpc_timeout = timeout;
+  // istiod drops the previous-hosts predicate only for a single consistent-hash destination.
+  const retry = retryPolicy(route.retries, all.length === 1 && hashPolicies.length > 0);
+  if (retry) action.retry_policy = retry;
+  if (hashPolicies.length > 0) action.hash_policy = hashPolicies;
+  return action;
 }
 
 /** Routes for a service with no VirtualService: one default route to `outbound|port||host` (BuildDefaultHTTPOutboundRoute). */
@@ -253,8 +244,11 @@ export function defaultRoute(ctx: RouteContext): Json {
     route: compact({
       cluster,
       timeout: ZERO_DURATION,
-      retry_policy: defaultRetryPolicy(hash.length > 0),
+      max_grpc_timeout: ctx.proxyless ? undefined : ZERO_DURATION,
+      // istiod keeps the previous-hosts predicate on the default route even with consistent hashing.
+      retry_policy: defaultRetryPolicy(ctx.proxyless && hash.length > 0),
       hash_policy: hash.length > 0 ? hash : undefined,
     }),
+    decorator: ctx.proxyless ? undefined : { operation: `${ctx.service.hostname}:${ctx.port}/*` },
   });
 }

@@ -38,7 +38,7 @@ function collect(ctx: GenContext, s: PlannedServer, into: Map<string, HostRoutes
           into.set(domain, hr);
         }
         if (hr.redirect) break;
-        const rc = routeContext(ctx, ctx.push.serviceFor(ctx.view, domain) ?? hostService(domain, vsNs), s.server.port.number, [s.gateway.name]);
+        const rc = { ...routeContext(ctx, ctx.push.serviceFor(ctx.view, domain) ?? hostService(domain, vsNs), s.server.port.number, [s.gateway.name]), tls: s.kind === 'https' };
         for (const [i, http] of (vs.object.spec.http ?? []).entries()) {
           const r = translateHttpRoute(http, i, vs, rc);
           hr.routes.push(...r.routes);

@@ -13,7 +13,7 @@ import type { RouteContext } from '../../builders/route-context.ts';
 import type { GenContext } from '../generator.ts';
 
 export function routeContext(ctx: GenContext, service: Service, port: number, gateways: string[] = [MESH_GATEWAY]): RouteContext {
-  return { push: ctx.push, view: ctx.view, service, port, proxyless: false, note: ctx.note, gateways } as RouteContext;
+  return { push: ctx.push, view: ctx.view, service, port, proxyless: false, note: ctx.note, gateways };
 }
 
 function l4Applies(m: L4MatchAttributes | TLSMatchAttributes, rc: RouteContext, gateways: string[]): boolean {
