@@ -40,6 +40,7 @@ for (const name of fs.readdirSync(DIR).sort()) {
         rds: [...t.rds].sort(byName),
         cds: [...t.cds].sort(byName),
         eds: [...t.eds].sort(byName),
+        ...(t.sds.length > 0 ? { sds: [...t.sds].sort(byName) } : {}),
       });
       const file = path.join(dir, 'expected.json');
       if (UPDATE || !fs.existsSync(file)) fs.writeFileSync(file, `${JSON.stringify(actual, null, 2)}\n`);
