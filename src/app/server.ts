@@ -43,6 +43,8 @@ export interface ServeOptions {
   clock?: Clock;
   /** Unflushed response bytes across all streams before responses wait their turn (default 32 MiB). */
   sendBudgetBytes?: number;
+  /** Check every generated resource against Envoy's schema and validation rules (tests, debugging). */
+  verifyXds?: boolean;
 }
 
 export class MizzenServer {
@@ -99,7 +101,7 @@ export class MizzenServer {
     // The first push context is built before any proxy can connect: no proxy ever gets an empty config.
     this.currentVersion = this.nextVersion();
     const initial = this.store.snapshot();
-    this.provider = new MeshResourceProvider(this.buildPushContext(initial, buildRegistry(initial, this.mesh)), this.log.child({ scope: 'xds' }), () => this.metrics.internalErrors.inc());
+    this.provider = new MeshResourceProvider(this.buildPushContext(initial, buildRegistry(initial, this.mesh)), this.log.child({ scope: 'xds' }), () => this.metrics.internalErrors.inc(), { verify: this.o.verifyXds ?? false });
     this.ads = new AdsServer<ProxyState>({
       provider: this.provider,
       log: this.log.child({ scope: 'ads' }),

@@ -38,10 +38,11 @@ program
   .option('--monitoring-port <port>', 'metrics, readiness and debug port', port, 15014)
   .option('--host <address>', 'address to listen on', '0.0.0.0')
   .option('--log-level <level>', 'trace, debug, info, warn, error', process.env.MIZZEN_LOG_LEVEL ?? 'info')
-  .action(async (opts: { config: string; xdsPort: number; monitoringPort: number; host: string; logLevel: string }) => {
+  .option('--verify-xds', 'check every generated resource against the Envoy schema before sending it (slower)', false)
+  .action(async (opts: { config: string; xdsPort: number; monitoringPort: number; host: string; logLevel: string; verifyXds: boolean }) => {
     ensureServerHeapFlags();
     const log = createLogger({ level: opts.logLevel });
-    const server = new MizzenServer({ configDir: opts.config, host: opts.host, xdsPort: opts.xdsPort, monitoringPort: opts.monitoringPort, log });
+    const server = new MizzenServer({ configDir: opts.config, host: opts.host, xdsPort: opts.xdsPort, monitoringPort: opts.monitoringPort, log, verifyXds: opts.verifyXds });
     const shutdown = async (signal: string) => {
       log.info({ signal }, 'shutting down');
       await server.stop();

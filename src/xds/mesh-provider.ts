@@ -9,7 +9,8 @@ import { isProxylessGrpc, parseProxy, type Proxy } from '../model/proxy.ts';
 import { ReadMemo, RecordingView } from '../model/proxy-view.ts';
 import type { PushContext } from '../model/push-context.ts';
 import { encodeResource, type EncodedResource } from '../proto/encode.ts';
-import { TypeUrl } from '../proto/types.ts';
+import { checkEnvoyResource } from '../proto/envoy-check.ts';
+import { messageNameOf, TypeUrl } from '../proto/types.ts';
 import { ViewCache } from './cache.ts';
 import type { GenContext, ResourceGenerator } from './generators/generator.ts';
 import { grpcClusters } from './generators/grpc/clusters.ts';
@@ -54,10 +55,18 @@ export class MeshResourceProvider implements ResourceProvider<ProxyState> {
   /** Resources that failed to generate or encode (a bug, never user input): counted, logged, left out. */
   generationErrors = 0;
 
-  constructor(push: PushContext, log: Logger, onError: () => void = () => {}) {
+  private readonly verify: boolean;
+
+  /**
+   * `verify` checks every generated resource against Envoy's protos and their validation rules before encoding
+   * (src/proto/envoy-check.ts), and leaves out — as a generation error — anything Envoy would reject. On in tests and
+   * with `serve --verify-xds`; off by default since it roughly doubles generation time.
+   */
+  constructor(push: PushContext, log: Logger, onError: () => void = () => {}, options: { verify?: boolean } = {}) {
     this.push = push;
     this.log = log;
     this.onError = onError;
+    this.verify = options.verify ?? false;
   }
 
   get pushContext(): PushContext {
@@ -140,6 +149,10 @@ export class MeshResourceProvider implements ResourceProvider<ProxyState> {
     let value: Cached = null;
     try {
       const json = gen.build(this.context(view, state), name);
+      if (json && this.verify) {
+        const problems = checkEnvoyResource(messageNameOf(gen.typeUrl), json);
+        if (problems.length > 0) throw new Error(`generated ${name} violates Envoy's schema: ${problems.slice(0, 5).join('; ')}`);
+      }
       if (json) value = encodeResource(gen.typeUrl, name, json);
     } catch (err) {
       this.countError(err, gen.typeUrl, name, state);

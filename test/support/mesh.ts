@@ -19,7 +19,7 @@ export async function startMesh(files: Record<string, string>, options: { deboun
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'mizzen-test-'));
   for (const [f, text] of Object.entries(files)) fs.writeFileSync(path.join(dir, f), text);
   const log = process.env.MIZZEN_TEST_LOG ? createLogger({ level: process.env.MIZZEN_TEST_LOG }) : silentLogger;
-  const server = new MizzenServer({ configDir: dir, host: '127.0.0.1', xdsPort: 0, monitoringPort: 0, log, debounceAfterMs: options.debounceAfterMs ?? 50, ...(options.sendBudgetBytes ? { sendBudgetBytes: options.sendBudgetBytes } : {}) });
+  const server = new MizzenServer({ configDir: dir, host: '127.0.0.1', xdsPort: 0, monitoringPort: 0, log, verifyXds: true, debounceAfterMs: options.debounceAfterMs ?? 50, ...(options.sendBudgetBytes ? { sendBudgetBytes: options.sendBudgetBytes } : {}) });
   await server.start();
   return {
     server,

@@ -37,7 +37,7 @@ export function translate(yaml: string, proxy: ProxySpec): Translation {
   const loaded = loadYamlText(yaml, 'config.yaml', allKinds, { defaultNamespace: 'default', now: () => '2026-01-01T00:00:00Z' });
   const store = new ConfigStore();
   for (const o of loaded.objects) store.upsert(o);
-  const provider = new MeshResourceProvider(new PushContext(store.snapshot(), DEFAULT_MESH), silentLogger);
+  const provider = new MeshResourceProvider(new PushContext(store.snapshot(), DEFAULT_MESH), silentLogger, () => {}, { verify: true });
   const state = provider.connect({ id: proxy.id, cluster: '', metadata: proxy.metadata, ...(proxy.locality ? { locality: proxy.locality } : {}) });
   const fetch = (typeUrl: string, names: string[] | undefined) => {
     const set = provider.resources(state, { typeUrl, wildcard: names === undefined, names: new Set(names ?? []), key: names === undefined ? '*' : [...names].sort().join('\n') });

@@ -1,7 +1,8 @@
 import { execFileSync } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
 import { renderBootstrap } from '../../src/cli/bootstrap.ts';
-import type { BootstrapOptions } from '../../src/xds/builders/bootstrap.ts';
+import { buildBootstrap, type BootstrapOptions } from '../../src/xds/builders/bootstrap.ts';
+import { checkEnvoyResource } from '../../src/proto/envoy-check.ts';
 import { parseProxy } from '../../src/model/proxy.ts';
 import { structToJson } from '../../src/proto/struct.ts';
 
@@ -38,6 +39,12 @@ describe('mizzen bootstrap', () => {
     const xds = b.static_resources.clusters.find((c: any) => c.name === 'xds-grpc');
     expect(xds.load_assignment.endpoints[0].lb_endpoints[0].endpoint.address.pipe.path).toBe('./etc/istio/proxy/XDS');
     expect(b.dynamic_resources.ads_config.api_type).toBe('GRPC');
+  });
+
+  it('passes Envoy\'s schema and validation rules', () => {
+    for (const o of [base, { ...base, viaAgent: true }, { ...base, proxyType: 'router' as const }]) {
+      expect(checkEnvoyResource('envoy.config.bootstrap.v3.Bootstrap', buildBootstrap(o))).toEqual([]);
+    }
   });
 
   it('runs as a command', () => {
