@@ -5,9 +5,11 @@
  * so 2,000 streams × 8,000 names stay small.
  */
 import { TypeUrl } from '../src/proto/types.ts';
-import { deltaRequest, Interner, parseDeltaResponse, parseSotwResponse, routeNameOf, sotwRequest, type NameList, type ParsedResponse } from './wire.ts';
+import { deltaRequest, Interner, parseDeltaResponse, parseSotwResponse, routeNameOf, sidecarRouteNameOf, sotwRequest, type NameList, type ParsedResponse } from './wire.ts';
 
 export type Mode = 'sotw' | 'delta';
+/** `grpc`: a proxyless gRPC client; `sidecar`: an Envoy sidecar (listeners name routes by port, EDS only for outbound clusters). */
+export type ProxyKind = 'grpc' | 'sidecar';
 
 /** What a stream reports to the load generator (which aggregates over streams). */
 export interface StreamObserver {
@@ -60,7 +62,10 @@ export class AdsStream {
   /** Stream 0 checks that the derived route names really are the listeners' rds.route_config_name. */
   private readonly checkRoutes: boolean;
 
-  constructor(index: number, mode: Mode, node: unknown, out: Writable, obs: StreamObserver) {
+  private readonly kind: ProxyKind;
+
+  constructor(index: number, mode: Mode, node: unknown, out: Writable, obs: StreamObserver, kind: ProxyKind = 'grpc') {
+    this.kind = kind;
     this.index = index;
     this.mode = mode;
     this.node = node;
@@ -91,11 +96,19 @@ export class AdsStream {
     this.ack(r, undefined);
     this.acked.add(r.typeUrl);
     if (!this.completeAt.has(r.typeUrl)) this.completeAt.set(r.typeUrl, now());
-    if (r.typeUrl === TypeUrl.Cluster) this.resubscribe(TypeUrl.ClusterLoadAssignment, r.names, r.removed);
-    else if (r.typeUrl === TypeUrl.Listener) {
-      const routes = r.names.map(routeNameOf);
-      if (this.checkRoutes) this.checkRouteNames(r, routes);
-      this.resubscribe(TypeUrl.RouteConfiguration, routes, r.removed.map(routeNameOf));
+    if (r.typeUrl === TypeUrl.Cluster) {
+      // Envoy asks EDS only for EDS clusters; the sidecar's special clusters (BlackHole, Passthrough, inbound) are not.
+      const eds = this.kind === 'sidecar' ? (ns: string[]) => ns.filter((n) => n.startsWith('outbound|')) : (ns: string[]) => ns;
+      this.resubscribe(TypeUrl.ClusterLoadAssignment, eds(r.names), eds(r.removed));
+    } else if (r.typeUrl === TypeUrl.Listener) {
+      if (this.kind === 'sidecar') {
+        const routesOf = (ns: string[]) => ns.map(sidecarRouteNameOf).filter((x): x is string => x !== undefined);
+        this.resubscribe(TypeUrl.RouteConfiguration, routesOf(r.names), routesOf(r.removed));
+      } else {
+        const routes = r.names.map(routeNameOf);
+        if (this.checkRoutes) this.checkRouteNames(r, routes);
+        this.resubscribe(TypeUrl.RouteConfiguration, routes, r.removed.map(routeNameOf));
+      }
     }
     this.obs.acked(this, r.typeUrl, [], buf.length, now());
     this.checkFull();

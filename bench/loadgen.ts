@@ -21,6 +21,8 @@ export interface LoadgenOptions {
   streamsPerChannel: number;
   /** HTTP/2 receive window per stream and connection; 0 = grpc-js's default (64 KiB), as a proxyless gRPC client has. */
   flowControlWindow: number;
+  /** Simulate Envoy sidecars instead of proxyless gRPC clients. */
+  proxyKind?: 'grpc' | 'sidecar';
 }
 
 export interface ChangeMsg {
@@ -148,7 +150,7 @@ function openStreams(): void {
     return {
       id: `sidecar~${ip}~loadgen-${i}.${ns}~${ns}.svc.cluster.local`,
       cluster: 'loadgen',
-      metadata: jsonToStruct({ GENERATOR: 'grpc', NAMESPACE: ns, INSTANCE_IPS: ip, LABELS: { app: 'loadgen' } }),
+      metadata: jsonToStruct({ ...(opts.proxyKind === 'sidecar' ? {} : { GENERATOR: 'grpc' }), NAMESPACE: ns, INSTANCE_IPS: ip, LABELS: { app: 'loadgen' } }),
       locality: {},
     };
   };
@@ -166,7 +168,7 @@ function openStreams(): void {
       );
     }
     const call = clients.at(-1)!.makeBidiStreamRequest(`${SERVICE}/${method}`, identity, identity);
-    const stream = new AdsStream(i, opts.mode, node(i), call, observer);
+    const stream = new AdsStream(i, opts.mode, node(i), call, observer, opts.proxyKind ?? 'grpc');
     call.on('data', (buf: Buffer) => stream.onResponse(buf));
     call.on('error', (err: grpc.ServiceError) => {
       if (stopping) return;

@@ -3,7 +3,8 @@
  * child process, starts the load generator (bench/loadgen.ts, another child) with N raw ADS streams, and measures:
  * initial sync, endpoint-change and VirtualService-change propagation to the last ACK, server RSS, bytes per proxy.
  *
- *   npm run bench -- [--services 1000] [--endpoints-per-service 10] [--proxies 2000] [--changes 20] [--mode sotw|delta]
+ *   npm run bench:ads -- [--services 1000] [--endpoints-per-service 10] [--proxies 2000] [--changes 20] [--mode sotw|delta]
+ *                    [--proxy-kind grpc|sidecar]
  *                    [--proxy-namespaces 5] [--spacing-ms 2000] [--flow-control-window BYTES] [--cpu-prof] [--keep]
  *   --cpu-prof writes V8 profiles of the server and the load generator to bench/results/prof-<stamp>/; summarize
  *   them with bench/profile-summary.ts.
@@ -30,6 +31,7 @@ const { values: flags } = parseArgs({
     proxies: { type: 'string', default: small ? '200' : '2000' },
     changes: { type: 'string', default: '20' },
     mode: { type: 'string', default: 'sotw' },
+    'proxy-kind': { type: 'string', default: 'grpc' },
     'proxy-namespaces': { type: 'string', default: '5' },
     'spacing-ms': { type: 'string', default: '2000' },
     'flow-control-window': { type: 'string', default: '0' },
@@ -44,6 +46,8 @@ const num = (k: keyof typeof flags) => {
   return n;
 };
 if (flags.mode !== 'sotw' && flags.mode !== 'delta') throw new Error('--mode must be sotw or delta');
+if (flags['proxy-kind'] !== 'grpc' && flags['proxy-kind'] !== 'sidecar') throw new Error('--proxy-kind must be grpc or sidecar');
+const sidecars = flags['proxy-kind'] === 'sidecar';
 
 const ROOT = path.resolve(import.meta.dirname, '..');
 const RESULTS = path.join(ROOT, 'bench', 'results');
@@ -67,6 +71,7 @@ const result: any = {
     namespaces: namespaces.length,
     proxies,
     mode: flags.mode,
+    proxyKind: flags['proxy-kind'],
     proxyNamespaces: Math.min(num('proxy-namespaces'), namespaces.length),
     changes,
     spacingMs,
@@ -85,7 +90,7 @@ const result: any = {
 
 /** The load generator child and a small request/response layer over its IPC messages. */
 function startLoadgen(target: string, nodeFlags: string[]) {
-  const options = { target, proxies, mode: flags.mode, namespaces: namespaces.slice(0, result.scale.proxyNamespaces), streamsPerChannel: 50, flowControlWindow: num('flow-control-window') };
+  const options = { target, proxies, mode: flags.mode, proxyKind: flags['proxy-kind'], namespaces: namespaces.slice(0, result.scale.proxyNamespaces), streamsPerChannel: 50, flowControlWindow: num('flow-control-window') };
   const child = track(spawn(process.execPath, [...nodeFlags, '--max-old-space-size=4096', path.join(ROOT, 'bench', 'loadgen.ts'), JSON.stringify(options)], { cwd: ROOT, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] }));
   const waiters: Array<{ match: (m: any) => boolean; resolve: (m: any) => void; reject: (e: Error) => void }> = [];
   let failures = 0;
@@ -164,7 +169,8 @@ async function changeScenario(server: ServerProcess, lg: Loadgen, kind: 'eds' | 
     const id = firstId + k;
     const at = now();
     // Tell the load generator first, then write: the server needs ≥ 150 ms (file settle + debounce) to react anyway.
-    const names = kind === 'eds' ? [`outbound|8080||${s.host}`, `outbound|8080|v1|${s.host}`] : [`outbound|8080||${s.host}`];
+    // Sidecars get every service's routes in the one route config of the port, `8080`.
+    const names = kind === 'eds' ? [`outbound|8080||${s.host}`, `outbound|8080|v1|${s.host}`] : [sidecars ? '8080' : `outbound|8080||${s.host}`];
     lg.send({ t: 'change', id, typeUrl, names, at });
     if (kind === 'eds') moveEndpoint(configDir, s, movedAddress(id));
     else reweight(configDir, s, 90 - 10 * (1 + (k % 5)));

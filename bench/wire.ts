@@ -154,6 +154,12 @@ export function deltaRequest(typeUrl: string, nonce: string, subscribe: string[]
 }
 
 /** Proxyless gRPC's route name for a client listener `host:port`: the HCM's rds.route_config_name. */
+/** Envoy sidecars: the wildcard HTTP listener `0.0.0.0_<port>` routes by `<port>`; other listeners name no RDS here. */
+export function sidecarRouteNameOf(listener: string): string | undefined {
+  const m = /^0\.0\.0\.0_(\d+)$/.exec(listener);
+  return m ? m[1] : undefined;
+}
+
 export function routeNameOf(listener: string): string {
   const i = listener.lastIndexOf(':');
   if (i <= 0) return listener;
