@@ -59,11 +59,13 @@ export class PushContext {
       gateways: vs.spec.gateways && vs.spec.gateways.length > 0 ? vs.spec.gateways.map((g) => resolveGatewayName(g, vs.metadata.namespace)) : [MESH_GATEWAY],
       exportTo: vs.spec.exportTo ?? mesh.defaultVirtualServiceExportTo,
     }));
-    this.destinationRules = config.ofKind<DestinationRuleSpec>('DestinationRule').map((dr) => ({
-      object: dr,
-      host: resolveShortName(dr.spec.host, dr.metadata.namespace, mesh.domainSuffix),
-      exportTo: dr.spec.exportTo ?? mesh.defaultDestinationRuleExportTo,
-    }));
+    this.destinationRules = mergeDestinationRules(
+      config.ofKind<DestinationRuleSpec>('DestinationRule').map((dr) => ({
+        object: dr,
+        host: resolveShortName(dr.spec.host, dr.metadata.namespace, mesh.domainSuffix),
+        exportTo: dr.spec.exportTo ?? mesh.defaultDestinationRuleExportTo,
+      })),
+    );
     this.sidecars = config.ofKind<SidecarSpec>('Sidecar');
     for (const vs of this.virtualServices) for (const h of vs.hosts) this.vsByHost.add(h, vs);
     for (const dr of this.destinationRules) this.drByHost.add(dr.host, dr);
@@ -198,6 +200,37 @@ export class PushContext {
     const exportTo = vs.spec.exportTo?.length ? vs.spec.exportTo : this.mesh.defaultVirtualServiceExportTo;
     return visibleTo(exportTo, namespace, rootNamespace) ? vs : undefined;
   }
+}
+
+/**
+ * Several DestinationRules for one host in one namespace (without workload selectors) act as one, as istiod merges
+ * them (MergeDestinationRule): the oldest keeps its traffic policy (a later one fills it only when it has none), and
+ * subsets are appended unless a subset of that name already exists. exportTo must agree, else they stay apart.
+ */
+function mergeDestinationRules(rules: IndexedDestinationRule[]): IndexedDestinationRule[] {
+  const out: IndexedDestinationRule[] = [];
+  const byKey = new Map<string, IndexedDestinationRule>();
+  const sorted = [...rules].sort((a, b) => a.object.metadata.creationTimestamp.localeCompare(b.object.metadata.creationTimestamp));
+  for (const dr of sorted) {
+    if (dr.object.spec.workloadSelector) {
+      out.push(dr);
+      continue;
+    }
+    const key = `${dr.object.metadata.namespace}\0${dr.host}\0${[...dr.exportTo].sort().join(',')}`;
+    const first = byKey.get(key);
+    if (!first) {
+      byKey.set(key, dr);
+      out.push(dr);
+      continue;
+    }
+    const spec = { ...first.object.spec };
+    const names = new Set((spec.subsets ?? []).map((x) => x.name));
+    const extra = (dr.object.spec.subsets ?? []).filter((x) => !names.has(x.name));
+    if (extra.length > 0) spec.subsets = [...(spec.subsets ?? []), ...extra];
+    if (!spec.trafficPolicy && dr.object.spec.trafficPolicy) spec.trafficPolicy = dr.object.spec.trafficPolicy;
+    first.object = { ...first.object, spec };
+  }
+  return out;
 }
 
 /**

@@ -140,6 +140,34 @@ spec:
   });
 });
 
+describe('DestinationRules for one host', () => {
+  it('merge as istiod merges them: the oldest policy, subsets from both', () => {
+    const yaml = `
+${k8sService('pay', 80, 'http', '10.96.0.40')}
+---
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: { name: pay-a, namespace: shop, creationTimestamp: "2026-01-01T00:00:00Z" }
+spec:
+  host: pay
+  trafficPolicy: { loadBalancer: { simple: ROUND_ROBIN } }
+  subsets: [{ name: v1, labels: { version: v1 } }]
+---
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: { name: pay-b, namespace: shop, creationTimestamp: "2026-02-01T00:00:00Z" }
+spec:
+  host: pay
+  trafficPolicy: { loadBalancer: { simple: RANDOM } }
+  subsets: [{ name: v2, labels: { version: v2 } }, { name: v1, labels: { version: other } }]
+`;
+    const r = clean(translate(yaml, sidecarProxy('shop')));
+    const names = r.cds.map((c) => c.name).filter((n) => n.includes('pay.shop'));
+    expect(names.sort()).toEqual(['outbound|80|v1|pay.shop.svc.cluster.local', 'outbound|80|v2|pay.shop.svc.cluster.local', 'outbound|80||pay.shop.svc.cluster.local']);
+    expect(r.cds.find((c) => c.name === 'outbound|80|v2|pay.shop.svc.cluster.local')!.lb_policy).toBe('ROUND_ROBIN');
+  });
+});
+
 describe('sidecar inbound', () => {
   const svc = k8sService('orders', 8080, 'http', '10.96.0.30', 9090);
   const proxy = sidecarProxy('shop', { app: 'orders' });
