@@ -37,7 +37,18 @@ module.exports = {
       severity: 'error',
       from: { path: '^src/xds/(generators|builders)/' },
       to: {
-        pathNot: ['^src/xds/(generators|builders)/', '^src/model/', '^src/proto/(types|struct)\\.ts$', '^src/shared/', '^src/config/kinds/'],
+        pathNot: ['^src/xds/(generators|builders|envoy-filter)/', '^src/model/', '^src/proto/(types|struct)\\.ts$', '^src/shared/', '^src/config/kinds/'],
+      },
+    },
+    {
+      name: 'envoy-filter-is-pure',
+      comment:
+        'EnvoyFilter patching is pure like the generators, but reads the Envoy schema (proto root, strict checker) to parse users\' patch values.',
+      severity: 'error',
+      from: { path: '^src/xds/envoy-filter/' },
+      to: {
+        pathNot: ['^src/xds/(envoy-filter|builders)/', '^src/model/', '^src/proto/(types|struct|root|envoy-check|pgv-rules|encode)\\.ts$', '^src/shared/', '^src/config/kinds/', '^src/config/object\\.ts$'],
+        dependencyTypesNot: ['core', 'npm'],
       },
     },
     {
@@ -50,7 +61,7 @@ module.exports = {
     {
       name: 'no-io-in-pure-layers',
       severity: 'error',
-      from: { path: '^src/(model|xds/generators|xds/builders)/' },
+      from: { path: '^src/(model|xds/generators|xds/builders|xds/envoy-filter)/' },
       to: { path: IO_MODULES.map((m) => `^${m.replace('/', '\\/')}$`) },
     },
     {

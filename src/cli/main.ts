@@ -5,7 +5,8 @@
 import { Command, InvalidArgumentError } from 'commander';
 import { MizzenServer, VERSION } from '../app/server.ts';
 import { createLogger } from '../shared/log.ts';
-import { parseLabels, renderBootstrap } from './bootstrap.ts';
+import { parseLabels, renderBootstrap } from '../app/bootstrap.ts';
+import { runProxyConfig, type ProxyConfigOptions } from './proxy-config.ts';
 import { validatePaths } from './validate.ts';
 
 const port = (v: string): number => {
@@ -112,6 +113,34 @@ program
         opts.output === 'yaml' ? 'yaml' : 'json',
       ),
     );
+  });
+
+program
+  .command('proxy-config')
+  .alias('pc')
+  .description("print one proxy's listeners, routes, clusters, endpoints or secrets, as istioctl proxy-config does")
+  .argument('<type>', 'listeners, routes, clusters, endpoints, secrets or all')
+  .argument('<proxy>', 'pod as <pod>.<namespace> (or <pod> -n <ns>), or a full node id sidecar~<ip>~<pod>.<ns>~<ns>.svc.cluster.local')
+  .option('-c, --config <dir>', 'offline: translate the Istio YAML in this folder for the proxy')
+  .option('--server <url>', 'online: ask a running mizzen serve (its monitoring port, e.g. http://127.0.0.1:15014)')
+  .option('-n, --namespace <ns>', 'pod namespace')
+  .option('--type <type>', 'offline: sidecar or router (gateway)', 'sidecar')
+  .option('--labels <k=v,...>', 'offline: describe a proxy with these labels that has no Pod object in the folder')
+  .option('--ip <address>', 'offline: the proxy IP (default: the Pod status.podIP, else 10.0.0.1)')
+  .option('-o, --output <format>', 'table, json or yaml (private keys are redacted)', 'table')
+  .option('--address <address>', 'listeners, endpoints: only this address')
+  .option('--port <port>', 'listeners, clusters, endpoints: only this port', port)
+  .option('--fqdn <host>', 'clusters: only names containing this')
+  .option('--subset <name>', 'clusters: only this subset')
+  .option('--direction <dir>', 'clusters: inbound or outbound')
+  .option('--name <name>', 'routes: only this route configuration')
+  .option('--cluster <name>', 'endpoints: only this cluster')
+  .option('--status <status>', 'endpoints: only this health status (HEALTHY, UNHEALTHY, ...)')
+  .action(async (type: string, proxy: string, opts: ProxyConfigOptions) => {
+    const r = await runProxyConfig(type, proxy, opts);
+    process.stdout.write(r.stdout);
+    process.stderr.write(r.stderr);
+    process.exitCode = r.code;
   });
 
 await program.parseAsync(process.argv);

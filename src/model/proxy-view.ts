@@ -16,12 +16,14 @@ export interface ProxyView {
   /** `region/zone/subzone` */
   locality(): string;
   ipAddresses(): readonly string[];
+  /** A node metadata value (EnvoyFilter `match.proxy.metadata`, `proxyVersion` on ISTIO_VERSION). */
+  metadata(key: string): unknown;
 }
 
 /** A recorded read: a key naming the question and the proxy's answer. */
 export type Read = readonly [key: string, value: string];
 
-/** Answers one read key for a proxy. Keys are `ns`, `type`, `gen`, `loc`, `ips`, `sel:<json>`. */
+/** Answers one read key for a proxy. Keys are `ns`, `type`, `gen`, `loc`, `ips`, `sel:<json>`, `md:<key>`. */
 export function answerRead(proxy: Proxy, key: string): string {
   switch (key) {
     case 'ns':
@@ -35,6 +37,7 @@ export function answerRead(proxy: Proxy, key: string): string {
     case 'ips':
       return proxy.ipAddresses.join(',');
     default:
+      if (key.startsWith('md:')) return JSON.stringify(proxy.metadata[key.slice(3)] ?? null);
       if (key.startsWith('sel:')) return labelsMatch(JSON.parse(key.slice(4)) as Record<string, string>, proxy.labels) ? '1' : '0';
       throw new Error(`unknown proxy read ${key}`);
   }
@@ -88,6 +91,9 @@ export class RecordingView implements ProxyView {
   ipAddresses(): readonly string[] {
     const v = this.read('ips');
     return v ? v.split(',') : [];
+  }
+  metadata(key: string): unknown {
+    return JSON.parse(this.read(`md:${key}`)) as unknown;
   }
 }
 

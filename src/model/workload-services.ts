@@ -5,7 +5,7 @@
  */
 import type { PushContext } from './push-context.ts';
 import type { ProxyView } from './proxy-view.ts';
-import type { Protocol, Service } from './service.ts';
+import { normalizeProtocol, type Protocol, type Service } from './service.ts';
 
 export interface InboundPort {
   /** The port the workload listens on (the Service targetPort). */
@@ -13,6 +13,8 @@ export interface InboundPort {
   protocol: Protocol;
   /** The service ports it serves (several services may select one workload port). */
   services: Array<{ service: Service; servicePort: number; portName: string }>;
+  /** Sidecar ingress `defaultEndpoint`: where inbound traffic for the port goes instead of its original destination. */
+  defaultEndpoint?: string;
 }
 
 export function servicesOfProxy(push: PushContext, view: ProxyView): Service[] {
@@ -25,6 +27,22 @@ export function servicesOfProxy(push: PushContext, view: ProxyView): Service[] {
  * one (that reads the proxy's IPs, so such resources are not shared between pods).
  */
 export function inboundPorts(push: PushContext, view: ProxyView): InboundPort[] {
+  const fromServices = servicePorts(push, view);
+  // A Sidecar with ingress listeners replaces the service-derived ports (istio Sidecar.ingress).
+  const ingress = push.sidecarFor(view)?.spec.ingress;
+  if (!ingress || ingress.length === 0) return fromServices;
+  return ingress
+    .filter((l) => l.port.number !== undefined && l.port.number > 0) // port 0 is a unix-socket listener
+    .map((l) => ({
+      port: l.port.number!,
+      protocol: normalizeProtocol(l.port.protocol),
+      services: fromServices.find((p) => p.port === l.port.number)?.services ?? [],
+      ...(l.defaultEndpoint ? { defaultEndpoint: l.defaultEndpoint } : {}),
+    }))
+    .sort((a, b) => a.port - b.port);
+}
+
+function servicePorts(push: PushContext, view: ProxyView): InboundPort[] {
   const byPort = new Map<number, InboundPort>();
   for (const service of servicesOfProxy(push, view)) {
     for (const sp of service.ports) {

@@ -275,3 +275,127 @@ data: { tls.crt: Y2VydA==, tls.key: a2V5 }
     expect(sidecar.sds).toEqual([]);
   });
 });
+
+describe('EnvoyFilter (the user\'s seeds, end to end)', () => {
+  const seed = (prefix: string) => {
+    const dir = '../shared/fixtures/seeds';
+    return fs.readFileSync(path.join(dir, fs.readdirSync(dir).find((f) => f.startsWith(prefix))!), 'utf8');
+  };
+  const httpFilters = (l: any, port?: number) =>
+    l.filter_chains
+      .filter((c: any) => port === undefined || c.filter_chain_match?.destination_port === port)
+      .flatMap((c: any) => c.filters)
+      .filter((f: any) => f.name === 'envoy.filters.network.http_connection_manager')
+      .map((f: any) => f.typed_config.http_filters.map((h: any) => h.name));
+
+  it('039 puts the rate-limit filter first on sidecar inbound HTTP chains only', () => {
+    // The seed names rate_limit_cluster without defining it; as in Istio's docs, a CLUSTER ADD patch supplies it.
+    const cluster = `
+apiVersion: networking.istio.io/v1alpha3
+kind: EnvoyFilter
+metadata: { name: rate-limit-cluster, namespace: istio-system }
+spec:
+  configPatches:
+  - applyTo: CLUSTER
+    patch:
+      operation: ADD
+      value:
+        name: rate_limit_cluster
+        type: STRICT_DNS
+        connect_timeout: 1s
+        typed_extension_protocol_options:
+          envoy.extensions.upstreams.http.v3.HttpProtocolOptions:
+            "@type": type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions
+            explicit_http_config: { http2_protocol_options: {} }
+        load_assignment:
+          cluster_name: rate_limit_cluster
+          endpoints: [{ lb_endpoints: [{ endpoint: { address: { socket_address: { address: ratelimit.istio-system, port_value: 8081 } } } }] }]
+`;
+    const r = clean(translate(`${k8sService('orders', 8080, 'http', '10.96.0.30')}\n---\n${seed('039')}\n---\n${cluster}`, sidecarProxy('shop', { app: 'orders' })));
+    expect(r.cds.map((c) => c.name)).toContain('rate_limit_cluster');
+    const inbound = httpFilters(r.lds.find((l) => l.name === 'virtualInbound'), 8080);
+    expect(inbound.length).toBeGreaterThan(0);
+    for (const chain of inbound) expect(chain[0]).toBe('envoy.filters.http.ratelimit');
+    for (const chain of httpFilters(r.lds.find((l) => l.name === '0.0.0.0_8080'))) expect(chain).not.toContain('envoy.filters.http.ratelimit');
+  });
+
+  it('050 inserts local_ratelimit before the router on the ingress gateway only', () => {
+    const gw = `
+apiVersion: networking.istio.io/v1
+kind: Gateway
+metadata: { name: gw, namespace: istio-system }
+spec:
+  selector: { istio: ingressgateway }
+  servers: [{ port: { number: 8080, name: http, protocol: HTTP }, hosts: ["*"] }]
+`;
+    const r = clean(translate(`${gw}\n---\n${seed('050')}`, routerProxy()));
+    const chains = httpFilters(r.lds.find((l) => l.name === '0.0.0.0_8080'));
+    expect(chains[0].slice(-2)).toEqual(['envoy.filters.http.local_ratelimit', 'envoy.filters.http.router']);
+    const side = clean(translate(`${k8sService('orders', 8080, 'http', '10.96.0.30')}\n---\n${seed('050')}`, sidecarProxy('istio-system', { istio: 'ingressgateway' })));
+    for (const l of side.lds) for (const chain of l.filter_chains ?? []) for (const f of chain.filters) expect(JSON.stringify(f)).not.toContain('local_ratelimit');
+  });
+
+  it('merges into and adds clusters', () => {
+    const ef = `
+apiVersion: networking.istio.io/v1alpha3
+kind: EnvoyFilter
+metadata: { name: tune, namespace: shop }
+spec:
+  configPatches:
+  - applyTo: CLUSTER
+    match: { context: SIDECAR_OUTBOUND, cluster: { service: db.shop.svc.cluster.local } }
+    patch: { operation: MERGE, value: { connect_timeout: 3s } }
+  - applyTo: CLUSTER
+    patch:
+      operation: ADD
+      value:
+        name: rate_limit_cluster
+        type: STRICT_DNS
+        connect_timeout: 1s
+        load_assignment:
+          cluster_name: rate_limit_cluster
+          endpoints: [{ lb_endpoints: [{ endpoint: { address: { socket_address: { address: ratelimit.shop, port_value: 8081 } } } }] }]
+`;
+    const r = clean(translate(`${k8sService('db', 5432, 'tcp', '10.96.0.20')}\n---\n${ef}`, sidecarProxy('shop')));
+    expect(r.cds.find((c) => c.name === 'outbound|5432||db.shop.svc.cluster.local')!.connect_timeout).toBe('3s');
+    expect(r.cds.find((c) => c.name === 'rate_limit_cluster')).toMatchObject({ type: 'STRICT_DNS', connect_timeout: '1s' });
+  });
+});
+
+describe('Sidecar scope', () => {
+  it('ingress listeners with a defaultEndpoint replace the service ports', () => {
+    const sidecar = `
+apiVersion: networking.istio.io/v1
+kind: Sidecar
+metadata: { name: orders, namespace: shop }
+spec:
+  workloadSelector: { labels: { app: orders } }
+  ingress:
+  - port: { number: 9080, protocol: HTTP, name: http }
+    defaultEndpoint: 127.0.0.1:8080
+`;
+    const r = clean(translate(`${k8sService('orders', 8080, 'http', '10.96.0.30')}\n---\n${sidecar}`, sidecarProxy('shop', { app: 'orders' })));
+    expect(simulate(r, { direction: 'inbound', port: 9080, host: 'orders' })).toMatchObject({ cluster: 'inbound|9080||' });
+    expect(r.cds.find((c) => c.name === 'inbound|8080||')).toBeUndefined();
+    const c = r.cds.find((x) => x.name === 'inbound|9080||')!;
+    expect(c.type).toBe('STATIC');
+    expect(c.load_assignment.endpoints[0].lb_endpoints[0].endpoint.address.socket_address).toEqual({ address: '127.0.0.1', port_value: 8080 });
+  });
+
+  it('egress hosts narrow what a sidecar sees', () => {
+    const yaml = `
+${k8sService('db', 5432, 'tcp', '10.96.0.20')}
+---
+${k8sService('web', 80, 'http', '10.96.0.21')}
+---
+apiVersion: networking.istio.io/v1
+kind: Sidecar
+metadata: { name: default, namespace: shop }
+spec:
+  egress: [{ hosts: ["./web.shop.svc.cluster.local", "istio-system/*"] }]
+`;
+    const r = clean(translate(yaml, sidecarProxy('shop')));
+    expect(r.cds.map((c) => c.name).filter((n) => n.startsWith('outbound'))).toEqual(['outbound|80||web.shop.svc.cluster.local']);
+    expect(r.lds.map((l) => l.name)).not.toContain('10.96.0.20_5432');
+  });
+});

@@ -10,7 +10,7 @@ import { DEFAULT_MESH } from '../../src/model/mesh.ts';
 import { PushContext } from '../../src/model/push-context.ts';
 import { decodeResource } from '../../src/proto/encode.ts';
 import { TypeUrl } from '../../src/proto/types.ts';
-import { silentLogger } from '../../src/shared/log.ts';
+import { silentLogger, createLogger } from '../../src/shared/log.ts';
 import { MeshResourceProvider } from '../../src/xds/mesh-provider.ts';
 
 export interface ProxySpec {
@@ -37,7 +37,7 @@ export function translate(yaml: string, proxy: ProxySpec): Translation {
   const loaded = loadYamlText(yaml, 'config.yaml', allKinds, { defaultNamespace: 'default', now: () => '2026-01-01T00:00:00Z' });
   const store = new ConfigStore();
   for (const o of loaded.objects) store.upsert(o);
-  const provider = new MeshResourceProvider(new PushContext(store.snapshot(), DEFAULT_MESH), silentLogger, () => {}, { verify: true });
+  const provider = new MeshResourceProvider(new PushContext(store.snapshot(), DEFAULT_MESH), process.env.TRANSLATE_LOG ? createLogger({ level: 'warn' }) : silentLogger, () => {}, { verify: true });
   const state = provider.connect({ id: proxy.id, cluster: '', metadata: proxy.metadata, ...(proxy.locality ? { locality: proxy.locality } : {}) });
   const fetch = (typeUrl: string, names: string[] | undefined) => {
     const set = provider.resources(state, { typeUrl, wildcard: names === undefined, names: new Set(names ?? []), key: names === undefined ? '*' : [...names].sort().join('\n') });

@@ -1,6 +1,6 @@
 import { execFileSync } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
-import { renderBootstrap } from '../../src/cli/bootstrap.ts';
+import { renderBootstrap } from '../../src/app/bootstrap.ts';
 import { buildBootstrap, type BootstrapOptions } from '../../src/xds/builders/bootstrap.ts';
 import { checkEnvoyResource } from '../../src/proto/envoy-check.ts';
 import { parseProxy } from '../../src/model/proxy.ts';

@@ -165,6 +165,18 @@ function inboundCluster(ctx: GenContext, name: string, port: number): Json | und
       },
     },
   };
+  if (target.defaultEndpoint) {
+    const address = defaultEndpointAddress(ctx, target.defaultEndpoint);
+    if (!address) {
+      ctx.note(`Sidecar ingress port ${port}: defaultEndpoint ${target.defaultEndpoint} is not usable; port left out`);
+      return undefined;
+    }
+    cluster.type = 'STATIC';
+    delete cluster.lb_policy;
+    delete cluster.cleanup_interval;
+    delete cluster.upstream_bind_config;
+    cluster.load_assignment = { cluster_name: name, endpoints: [{ lb_endpoints: [{ endpoint: { address } }] }] };
+  }
   if (isH2Protocol(target.protocol)) applyUpstreamProtocol(cluster, { protocol: target.protocol, policy: undefined, sidecar: true, meshUpgrade: false });
   else if (target.protocol === 'UNKNOWN') cluster.typed_extension_protocol_options = USE_DOWNSTREAM_PROTOCOL;
   return cluster;
@@ -188,6 +200,16 @@ function sniDnatCluster(ctx: GenContext, name: string): Json | undefined {
   delete cluster.transport_socket;
   delete cluster.transport_socket_matches;
   return cluster;
+}
+
+/** `127.0.0.1:8080`, `[::1]:8080`, `0.0.0.0:8080` (the pod's own IP), `:8080`, `unix:///path` → an Envoy address. */
+function defaultEndpointAddress(ctx: GenContext, endpoint: string): Json | undefined {
+  if (endpoint.startsWith('unix://')) return { pipe: { path: endpoint.slice('unix://'.length) } };
+  const m = /^(\[[^\]]*\]|[^:]*):(\d+)$/.exec(endpoint);
+  if (!m) return undefined;
+  let host = m[1]!.replace(/^\[|\]$/g, '');
+  if (host === '' || host === '0.0.0.0' || host === '::') host = ctx.view.ipAddresses()[0] ?? '127.0.0.1';
+  return { socket_address: { address: host, port_value: Number(m[2]) } };
 }
 
 export const envoyClusters: ResourceGenerator = {

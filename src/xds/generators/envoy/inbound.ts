@@ -87,8 +87,9 @@ function chain(name: string, spec: ChainSpec, port: number | undefined, filters:
 
 function portChains(p: InboundPort, mode: MtlsMode): Json[] {
   const cluster = inboundClusterName(p.port);
-  const first = p.services[0]!;
-  const operation = `${first.service.hostname}:${first.servicePort}/*`;
+  const first = p.services[0];
+  // A Sidecar ingress port may serve no Service: the decorator then names the port only.
+  const operation = first ? `${first.service.hostname}:${first.servicePort}/*` : `inbound:${p.port}/*`;
   const grpc = p.protocol === 'GRPC' || p.protocol === 'GRPC-WEB';
   return chainSpecs(p.protocol, mode).map((spec) => {
     const filters =

@@ -1,6 +1,8 @@
-/** `mizzen bootstrap`: the Envoy bootstrap an injected proxy starts with, as JSON or YAML. */
+/** For `mizzen bootstrap`: the Envoy bootstrap an injected proxy starts with, as JSON or YAML. */
 import { stringify } from 'yaml';
 import { buildBootstrap, type BootstrapOptions } from '../xds/builders/bootstrap.ts';
+
+export type { BootstrapOptions };
 import { decodeResource, encodeResource } from '../proto/encode.ts';
 
 const BOOTSTRAP_TYPE = 'type.googleapis.com/envoy.config.bootstrap.v3.Bootstrap';
