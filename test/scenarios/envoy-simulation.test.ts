@@ -168,6 +168,44 @@ spec:
   });
 });
 
+describe('locality load balancing', () => {
+  it('distribute rewrites locality weights for proxies in the from locality and drops the rest', () => {
+    const yaml = `
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: { name: api, namespace: shop }
+spec:
+  hosts: [api.shop.svc.cluster.local]
+  location: MESH_INTERNAL
+  ports: [{ number: 80, name: http, protocol: HTTP }]
+  resolution: STATIC
+  endpoints:
+  - { address: 10.1.0.1, locality: us-west/zone1 }
+  - { address: 10.1.0.2, locality: us-west/zone2 }
+  - { address: 10.1.0.3, locality: us-west/zone2 }
+  - { address: 10.1.0.4, locality: us-east/zone1 }
+---
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: { name: api, namespace: shop }
+spec:
+  host: api.shop.svc.cluster.local
+  trafficPolicy:
+    loadBalancer:
+      localityLbSetting:
+        distribute:
+        - from: us-west/zone1/*
+          to: { "us-west/zone1/*": 80, "us-west/zone2/*": 20 }
+`;
+    const west = clean(translate(yaml, { ...sidecarProxy('shop'), locality: { region: 'us-west', zone: 'zone1' } }));
+    const cla = west.eds.find((e) => e.cluster_name === 'outbound|80||api.shop.svc.cluster.local')!;
+    expect(cla.endpoints.map((g: any) => [g.locality.zone, g.load_balancing_weight])).toEqual([['zone1', 80], ['zone2', 20]]);
+    expect(west.cds.find((c) => c.name === 'outbound|80||api.shop.svc.cluster.local')!.common_lb_config.locality_weighted_lb_config).toEqual({});
+    const east = clean(translate(yaml, { ...sidecarProxy('shop'), locality: { region: 'us-east', zone: 'zone1' } }));
+    expect(east.eds.find((e) => e.cluster_name === 'outbound|80||api.shop.svc.cluster.local')!.endpoints).toHaveLength(3);
+  });
+});
+
 describe('sidecar inbound', () => {
   const svc = k8sService('orders', 8080, 'http', '10.96.0.30', 9090);
   const proxy = sidecarProxy('shop', { app: 'orders' });

@@ -42,6 +42,39 @@ function failoverPriority(proxyLocality: string, epLocality: string, setting: Lo
   return prio;
 }
 
+/** Istio's locality pattern match: `region/zone/subzone` parts, each `*` or missing matches anything. */
+export function localityMatches(locality: string, pattern: string): boolean {
+  const l = locality.split('/');
+  const p = pattern.split('/');
+  for (let i = 0; i < p.length; i++) {
+    if (p[i] === '*') continue;
+    if ((l[i] ?? '') !== p[i]) return false;
+  }
+  return true;
+}
+
+/**
+ * `distribute` (istiod applyLocalityWeights): for the first rule whose `from` matches the proxy, each `to` pattern's
+ * weight is shared among the localities it matches, in proportion to their own weights (rounded up); localities no
+ * pattern matches get no endpoints. Returns the new weight per locality, or undefined when no rule applies.
+ */
+function distributedWeights(proxyLocality: string, localities: ReadonlyMap<string, number>, setting: LocalityLoadBalancerSetting | undefined): Map<string, number> | undefined {
+  const rule = setting?.distribute?.find((d) => d.from !== undefined && localityMatches(proxyLocality, d.from));
+  if (!rule) return undefined;
+  const out = new Map<string, number>();
+  const unmatched = new Set(localities.keys());
+  for (const [pattern, weight] of Object.entries(rule.to ?? {})) {
+    const matched = [...unmatched].filter((l) => localityMatches(l, pattern));
+    const total = matched.reduce((s, l) => s + (localities.get(l) ?? 1), 0);
+    for (const l of matched) {
+      unmatched.delete(l);
+      const w = Math.ceil(((localities.get(l) ?? 1) * weight) / total);
+      if (w > 0) out.set(l, w);
+    }
+  }
+  return out;
+}
+
 export function buildLoadAssignment(clusterName: string, endpoints: readonly Endpoint[], o: LoadAssignmentOptions): Json {
   const groups = new Map<string, Endpoint[]>();
   const seen = new Set<string>();
@@ -52,14 +85,17 @@ export function buildLoadAssignment(clusterName: string, endpoints: readonly End
     seen.add(key);
     groups.set(e.locality, [...(groups.get(e.locality) ?? []), e]);
   }
-  const localities = [...groups.keys()].sort();
-  const applyFailover = o.failover && o.proxyLocality !== '' && o.setting?.enabled !== false;
+  let localities = [...groups.keys()].sort();
+  const sums = new Map(localities.map((l) => [l, groups.get(l)!.reduce((sum, e) => sum + e.weight, 0)] as const));
+  const distributed = o.proxyLocality !== '' && o.setting?.enabled !== false ? distributedWeights(o.proxyLocality, sums, o.setting) : undefined;
+  if (distributed) localities = localities.filter((l) => distributed.has(l));
+  const applyFailover = !distributed && o.failover && o.proxyLocality !== '' && o.setting?.enabled !== false;
   const raw = localities.map((l) => (applyFailover ? failoverPriority(o.proxyLocality, l, o.setting) : 0));
   // Priorities must be contiguous from 0 (gRPC validates this; Envoy expects it).
   const distinct = [...new Set(raw)].sort((a, b) => a - b);
   const out = localities.map((l, i) => {
     const eps = groups.get(l)!;
-    const weight = eps.reduce((s, e) => s + e.weight, 0);
+    const weight = distributed?.get(l) ?? eps.reduce((s, e) => s + e.weight, 0);
     const priority = distinct.indexOf(raw[i]!);
     const group: Json = {
       locality: splitLocality(l),

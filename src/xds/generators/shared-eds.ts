@@ -41,8 +41,10 @@ export const endpointsGenerator: ResourceGenerator = {
     const eps = ctx.push.endpoints(service).filter((e) => e.servicePortName === port.name && labelsMatch(selector, e.labels));
     const policy = effectivePolicy(dr?.object.spec, key.port, key.subset);
     const failover = ctx.push.mesh.localityLbEnabled && policy?.outlierDetection !== undefined;
+    const distribute = ctx.push.mesh.localityLbEnabled && (policy?.loadBalancer?.localityLbSetting?.distribute?.length ?? 0) > 0;
     return buildLoadAssignment(name, eps, {
-      proxyLocality: failover ? ctx.view.locality() : '',
+      // The proxy's locality is read only when it matters, so other proxies keep sharing the assignment.
+      proxyLocality: failover || distribute ? ctx.view.locality() : '',
       ...(ctx.view.proxyless() ? {} : { metadata: envoyEndpointMetadata }),
       failover,
       ...(policy?.loadBalancer?.localityLbSetting ? { setting: policy.loadBalancer.localityLbSetting } : {}),

@@ -98,6 +98,10 @@ function outboundCluster(ctx: GenContext, name: string, port: number, subset: st
   if (!cluster.circuit_breakers) cluster.circuit_breakers = DEFAULT_CIRCUIT_BREAKERS;
   applyOutlierDetection(cluster, policy, o);
   if (!cluster.common_lb_config) cluster.common_lb_config = {};
+  // Locality weights from `distribute` reach Envoy through EDS; it honours them only with locality-weighted LB on.
+  if (policy?.loadBalancer?.localityLbSetting?.distribute?.length && ctx.push.mesh.localityLbEnabled) {
+    (cluster.common_lb_config as Json).locality_weighted_lb_config = {};
+  }
   const protocolInput = { protocol: sp.protocol, policy, sidecar: isSidecar(ctx), meshUpgrade: false };
   applyUpstreamProtocol(cluster, protocolInput);
   const h2 = upstreamIsH2(protocolInput);
