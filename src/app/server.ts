@@ -13,6 +13,7 @@ import { ConfigStore, mergeChanges, type ConfigChange, type ConfigSnapshot } fro
 import { DEFAULT_MESH, type MeshConfig } from '../model/mesh.ts';
 import { PushContext } from '../model/push-context.ts';
 import { buildRegistry, type Registry } from '../model/service-registry.ts';
+import { redactPrivateKeys } from '../proto/redact.ts';
 import { decodeResource } from '../proto/encode.ts';
 import { PUSH_ORDER, shortTypeName, TypeUrl } from '../proto/types.ts';
 import { startMonitoring } from '../monitoring/http.ts';
@@ -224,7 +225,7 @@ export class MizzenServer {
           const short = shortTypeName(w.typeUrl);
           if (types && !types.includes(short)) continue;
           const set = this.provider.resources(conn.proxy, conn.subscription(w));
-          out[short] = [...set.resources.values()].map((r) => decodeResource(w.typeUrl, r.bytes));
+          out[short] = [...set.resources.values()].map((r) => redactPrivateKeys(decodeResource(w.typeUrl, r.bytes)));
         }
         return out;
       },

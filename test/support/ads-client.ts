@@ -24,6 +24,10 @@ export interface AdsNodeSpec {
   labels?: Record<string, string>;
   /** Extra metadata merged over {GENERATOR, NAMESPACE, LABELS}. */
   metadata?: Record<string, unknown>;
+  /** `envoy`: an Envoy sidecar or gateway (no GENERATOR metadata); default `grpc` (proxyless). */
+  kind?: 'grpc' | 'envoy';
+  /** Node id proxy type (`router` for gateways). */
+  type?: 'sidecar' | 'router';
 }
 
 export interface AdsNode {
@@ -37,9 +41,9 @@ export function adsNode(spec: AdsNodeSpec = {}): AdsNode {
   const ip = spec.ip ?? '127.0.0.1';
   const pod = spec.pod ?? 'ads-client';
   return {
-    id: spec.id ?? `sidecar~${ip}~${pod}.${ns}~${ns}.svc.cluster.local`,
+    id: spec.id ?? `${spec.type ?? 'sidecar'}~${ip}~${pod}.${ns}~${ns}.svc.cluster.local`,
     cluster: pod,
-    metadata: jsonToStruct({ GENERATOR: 'grpc', NAMESPACE: ns, LABELS: spec.labels ?? {}, ...(spec.metadata ?? {}) }),
+    metadata: jsonToStruct({ ...(spec.kind === 'envoy' ? {} : { GENERATOR: 'grpc' }), NAMESPACE: ns, LABELS: spec.labels ?? {}, ...(spec.metadata ?? {}) }),
   };
 }
 
