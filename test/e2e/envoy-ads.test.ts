@@ -24,13 +24,13 @@ type Body = Record<string, any>;
 async function envoyFetch(c: AdsClient): Promise<{ cds: Body[]; lds: Body[]; eds: Body[]; rds: Body[]; sds: Body[] }> {
   const cdsR = await c.fetch(TypeUrl.Cluster);
   c.ack(cdsR);
-  const cds = cdsR.resources.map((r) => r.body);
+  const cds = cdsR.resources.map((r) => r.body as Body);
   const edsNames = cds.filter((x) => x.type === 'EDS').map((x) => x.eds_cluster_config.service_name as string);
   const edsR = await c.fetch(TypeUrl.ClusterLoadAssignment, edsNames);
   c.ack(edsR);
   const ldsR = await c.fetch(TypeUrl.Listener);
   c.ack(ldsR);
-  const lds = ldsR.resources.map((r) => r.body);
+  const lds = ldsR.resources.map((r) => r.body as Body);
   const rdsNames = new Set<string>();
   const sdsNames = new Set<string>();
   const walk = (v: unknown) => {
@@ -49,9 +49,9 @@ async function envoyFetch(c: AdsClient): Promise<{ cds: Body[]; lds: Body[]; eds
   if (sdsNames.size > 0) {
     const sdsR = await c.fetch(TypeUrl.Secret, [...sdsNames]);
     c.ack(sdsR);
-    sds = sdsR.resources.map((r) => r.body);
+    sds = sdsR.resources.map((r) => r.body as Body);
   }
-  return { cds, lds, eds: edsR.resources.map((r) => r.body), rds: rdsR.resources.map((r) => r.body), sds };
+  return { cds, lds, eds: edsR.resources.map((r) => r.body as Body), rds: rdsR.resources.map((r) => r.body as Body), sds };
 }
 
 function referencedClusters(rds: Body[], lds: Body[]): Set<string> {
@@ -94,7 +94,7 @@ describe.each<AdsMode>(['sotw', 'delta'])('Envoy proxies over ADS (%s)', (mode) 
       await eventually(async () => {
         const r = await c.next(TypeUrl.RouteConfiguration, 5000);
         c.ack(r);
-        const vh = r.resources.find((x) => x.name === '80')?.body.virtual_hosts.find((v: Body) => v.name === 'myapp.production.svc.cluster.local:80');
+        const vh = (r.resources.find((x) => x.name === "80")?.body as Body | undefined)?.virtual_hosts.find((v: Body) => v.name === 'myapp.production.svc.cluster.local:80');
         return vh?.routes[0].route.cluster === 'outbound|80|v1|myapp.production.svc.cluster.local';
       }, 10_000, 'the edited route');
       mesh.write(vsFile, files[vsFile]!);
