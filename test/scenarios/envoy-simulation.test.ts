@@ -437,3 +437,57 @@ spec:
     expect(r.lds.map((l) => l.name)).not.toContain('10.96.0.20_5432');
   });
 });
+
+describe('gateway TLS passthrough and TCP', () => {
+  const yaml = `
+${k8sService('db', 5432, 'tcp', '10.96.0.20')}
+---
+${k8sService('web', 443, 'https', '10.96.0.21')}
+---
+apiVersion: networking.istio.io/v1
+kind: Gateway
+metadata: { name: edge, namespace: istio-system }
+spec:
+  selector: { istio: ingressgateway }
+  servers:
+  - port: { number: 443, name: tls, protocol: TLS }
+    tls: { mode: PASSTHROUGH }
+    hosts: ["*.example.com"]
+  - port: { number: 15443, name: tls-mesh, protocol: TLS }
+    tls: { mode: AUTO_PASSTHROUGH }
+    hosts: ["*.shop.svc.cluster.local"]
+  - port: { number: 5432, name: tcp-db, protocol: TCP }
+    hosts: ["*"]
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: { name: edge, namespace: istio-system }
+spec:
+  hosts: ["web.example.com", "db.example.com"]
+  gateways: [edge]
+  tls:
+  - match: [{ sniHosts: [web.example.com] }]
+    route: [{ destination: { host: web.shop.svc.cluster.local, port: { number: 443 } } }]
+  tcp:
+  - match: [{ port: 5432 }]
+    route: [{ destination: { host: db.shop.svc.cluster.local, port: { number: 5432 } } }]
+`;
+  const t = clean(translate(yaml, routerProxy()));
+
+  it('forwards TLS by SNI without terminating it', () => {
+    expect(simulate(t, { direction: 'gateway', port: 443, tls: true, sni: 'web.example.com', protocol: 'tcp' })).toMatchObject({ transportSocket: false, cluster: 'outbound|443||web.shop.svc.cluster.local' });
+    expect(simulate(t, { direction: 'gateway', port: 443, tls: true, sni: 'other.example.com', protocol: 'tcp' }).error).toMatch(/no filter chain/);
+  });
+
+  it('AUTO_PASSTHROUGH routes Istio mTLS by its SNI to SNI-DNAT clusters', () => {
+    const sni = 'outbound_.5432_._.db.shop.svc.cluster.local';
+    expect(simulate(t, { direction: 'gateway', port: 15443, tls: true, sni, alpn: ['istio'], protocol: 'tcp' })).toMatchObject({ cluster: sni });
+    const c = t.cds.find((x) => x.name === sni)!;
+    expect(c).toMatchObject({ type: 'EDS', eds_cluster_config: { service_name: 'outbound|5432||db.shop.svc.cluster.local' } });
+    expect(c.transport_socket_matches).toBeUndefined();
+  });
+
+  it('TCP servers follow VirtualService tcp routes', () => {
+    expect(simulate(t, { direction: 'gateway', port: 5432, protocol: 'tcp' })).toMatchObject({ cluster: 'outbound|5432||db.shop.svc.cluster.local' });
+  });
+});
