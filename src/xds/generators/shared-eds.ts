@@ -9,7 +9,7 @@ import { buildLoadAssignment } from '../builders/endpoints.ts';
 import { struct, type Json } from '../builders/common.ts';
 import { effectivePolicy } from '../builders/traffic-policy.ts';
 import type { GenContext, ResourceGenerator } from './generator.ts';
-import { grpcClusters } from './grpc/clusters.ts';
+import { outboundClusterNames } from './outbound-names.ts';
 
 /** Label a sidecar-injected pod carries; its endpoints take Istio mTLS under auto-mTLS (istio-xds.md §5). */
 const TLS_MODE_LABEL = 'security.istio.io/tlsMode';
@@ -24,7 +24,7 @@ function envoyEndpointMetadata(e: Endpoint): Json | undefined {
 
 export const endpointsGenerator: ResourceGenerator = {
   typeUrl: TypeUrl.ClusterLoadAssignment,
-  names: (ctx) => grpcClusters.names(ctx),
+  names: outboundClusterNames,
   build(ctx: GenContext, name: string): Json | undefined {
     const key = parseClusterName(name);
     if (!key || key.direction !== 'outbound') return undefined;

@@ -4,7 +4,7 @@
  * cluster per workload port and InboundPassthroughCluster; gateways add BlackHoleCluster only.
  */
 import {
-  BLACKHOLE_CLUSTER, clusterName, inboundClusterName, INBOUND_PASSTHROUGH_CLUSTER, istioSni, parseClusterName, PASSTHROUGH_CLUSTER,
+  BLACKHOLE_CLUSTER, inboundClusterName, INBOUND_PASSTHROUGH_CLUSTER, istioSni, parseClusterName, PASSTHROUGH_CLUSTER,
 } from '../../../model/names.ts';
 import type { Service } from '../../../model/service.ts';
 import { inboundPorts } from '../../../model/workload-services.ts';
@@ -15,6 +15,7 @@ import { autoMtlsSocketMatches, upstreamTlsSocket } from '../../builders/tls.ts'
 import { effectivePolicy } from '../../builders/traffic-policy.ts';
 import { applyUpstreamProtocol, HTTP_PROTOCOL_OPTIONS, isH2Protocol, upstreamIsH2 } from '../../builders/upstream-protocol.ts';
 import type { GenContext, ResourceGenerator } from '../generator.ts';
+import { outboundClusterNames } from '../outbound-names.ts';
 import { autoPassthroughClusterNames } from './gateway-listeners.ts';
 
 const MAX_UINT32 = 4294967295;
@@ -35,18 +36,6 @@ function base(ctx: GenContext, name: string): Json {
 
 function isSidecar(ctx: GenContext): boolean {
   return ctx.view.type() === 'sidecar';
-}
-
-function outboundNames(ctx: GenContext): string[] {
-  const out: string[] = [];
-  for (const s of ctx.push.visibleServices(ctx.view)) {
-    const subsets = ctx.push.destinationRuleFor(ctx.view, s)?.object.spec.subsets ?? [];
-    for (const p of s.ports) {
-      out.push(clusterName('outbound', p.port, '', s.hostname));
-      for (const sub of subsets) out.push(clusterName('outbound', p.port, sub.name, s.hostname));
-    }
-  }
-  return out;
 }
 
 function serviceIdentities(ctx: GenContext, service: Service): string[] {
@@ -219,7 +208,7 @@ function defaultEndpointAddress(ctx: GenContext, endpoint: string): Json | undef
 export const envoyClusters: ResourceGenerator = {
   typeUrl: TypeUrl.Cluster,
   names(ctx) {
-    const out = outboundNames(ctx);
+    const out = outboundClusterNames(ctx);
     out.push(BLACKHOLE_CLUSTER);
     if (isSidecar(ctx)) {
       out.push(PASSTHROUGH_CLUSTER, INBOUND_PASSTHROUGH_CLUSTER);

@@ -5,29 +5,13 @@
  * auto-detected service port and has no catch-all.
  */
 import type { Service } from '../../../model/service.ts';
+import { serviceDomains } from '../outbound-names.ts';
 import { TypeUrl } from '../../../proto/types.ts';
 import { ZERO_DURATION, type Json } from '../../builders/common.ts';
 import { defaultRoute, translateHttpRoute } from '../../builders/route.ts';
 import type { GenContext, ResourceGenerator } from '../generator.ts';
 import { autoRouteName, outboundPlan, outboundTrafficCluster } from './outbound-plan.ts';
 import { routeContext } from './tcp-routes.ts';
-
-/** The names a client may use for a service (generateVirtualHostDomains). */
-export function envoyServiceDomains(service: Service, proxyNamespace: string, domainSuffix: string): string[] {
-  const names = [service.hostname];
-  if (!service.hostname.startsWith('*')) names.push(`${service.hostname}.`); // absolute FQDN
-  if (service.kubernetes) {
-    const svcSuffix = `.svc.${domainSuffix}`;
-    if (service.hostname.endsWith(svcSuffix)) {
-      const short = service.hostname.slice(0, -svcSuffix.length); // name.ns
-      const [name] = short.split('.');
-      if (service.namespace === proxyNamespace && name) names.push(name);
-      names.push(`${short}.svc`, short);
-    }
-  }
-  names.push(...service.addresses);
-  return names;
-}
 
 /** The routes for one service port: its VirtualService's HTTP routes, or the default route. */
 export function serviceRoutes(ctx: GenContext, service: Service, port: number, gateways?: string[]): Json[] {
@@ -44,7 +28,7 @@ export function serviceRoutes(ctx: GenContext, service: Service, port: number, g
 }
 
 function virtualHost(ctx: GenContext, service: Service, port: number, used: Set<string>): Json | undefined {
-  const domains = envoyServiceDomains(service, ctx.view.namespace(), ctx.push.mesh.domainSuffix).filter((d) => !used.has(d));
+  const domains = serviceDomains(service, ctx.view.namespace(), ctx.push.mesh.domainSuffix, true).filter((d) => !used.has(d));
   if (domains.length === 0) return undefined;
   for (const d of domains) used.add(d);
   return { name: `${service.hostname}:${port}`, domains, routes: serviceRoutes(ctx, service, port), include_request_attempt_count: true };

@@ -2,26 +2,17 @@
  * CDS for proxyless gRPC (istiod grpcgen cds.go): EDS clusters `outbound|<port>|<subset>|<host>`, one per service port
  * and DestinationRule subset, with the traffic policy parts gRPC implements.
  */
-import { clusterName, parseClusterName } from '../../../model/names.ts';
+import { parseClusterName } from '../../../model/names.ts';
 import { TypeUrl } from '../../../proto/types.ts';
 import { applyConnectionPool, applyLoadBalancer, applyOutlierDetection } from '../../builders/cluster.ts';
 import { adsConfigSource, struct, type Json } from '../../builders/common.ts';
 import { effectivePolicy } from '../../builders/traffic-policy.ts';
 import type { GenContext, ResourceGenerator } from '../generator.ts';
+import { outboundClusterNames } from '../outbound-names.ts';
 
 export const grpcClusters: ResourceGenerator = {
   typeUrl: TypeUrl.Cluster,
-  names(ctx) {
-    const out: string[] = [];
-    for (const s of ctx.push.visibleServices(ctx.view)) {
-      const subsets = ctx.push.destinationRuleFor(ctx.view, s)?.object.spec.subsets ?? [];
-      for (const p of s.ports) {
-        out.push(clusterName('outbound', p.port, '', s.hostname));
-        for (const sub of subsets) out.push(clusterName('outbound', p.port, sub.name, s.hostname));
-      }
-    }
-    return out;
-  },
+  names: outboundClusterNames,
   build(ctx: GenContext, name: string): Json | undefined {
     const key = parseClusterName(name);
     if (!key || key.direction !== 'outbound') return undefined;

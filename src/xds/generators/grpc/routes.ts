@@ -5,27 +5,11 @@
  * without one.
  */
 import { joinHostPort, parseClusterName } from '../../../model/names.ts';
-import type { Service } from '../../../model/service.ts';
 import { TypeUrl } from '../../../proto/types.ts';
 import { defaultRoute, translateHttpRoute, type RouteContext } from '../../builders/route.ts';
 import type { Json } from '../../builders/common.ts';
 import type { GenContext, ResourceGenerator } from '../generator.ts';
-
-/** The names a client may use for a service, as istiod lists them (istio-xds.md §3.2). */
-export function serviceDomains(service: Service, proxyNamespace: string, domainSuffix: string): string[] {
-  const names = [service.hostname];
-  if (service.kubernetes) {
-    const svcSuffix = `.svc.${domainSuffix}`;
-    if (service.hostname.endsWith(svcSuffix)) {
-      const short = service.hostname.slice(0, -svcSuffix.length); // name.ns
-      const [name] = short.split('.');
-      if (service.namespace === proxyNamespace && name) names.push(name);
-      names.push(short, `${short}.svc`);
-    }
-  }
-  names.push(...service.addresses);
-  return names;
-}
+import { serviceDomains } from '../outbound-names.ts';
 
 export const grpcRoutes: ResourceGenerator = {
   typeUrl: TypeUrl.RouteConfiguration,
@@ -50,7 +34,7 @@ export const grpcRoutes: ResourceGenerator = {
       routes = [defaultRoute(rc)];
     }
     const domains: string[] = [];
-    for (const d of serviceDomains(service, ctx.view.namespace(), ctx.push.mesh.domainSuffix)) {
+    for (const d of serviceDomains(service, ctx.view.namespace(), ctx.push.mesh.domainSuffix, false)) {
       domains.push(joinHostPort(d, key.port), d);
     }
     return {
