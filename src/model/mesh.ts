@@ -11,7 +11,31 @@ export interface MeshConfig {
   defaultServiceExportTo: string[];
   defaultVirtualServiceExportTo: string[];
   defaultDestinationRuleExportTo: string[];
+  // Telemetry (istio/api mesh/v1alpha1/config.proto; consumed by model/telemetry.ts and xds/builders/telemetry.ts).
+  /** Legacy access log: a file path (`/dev/stdout`); empty = no access log unless the Telemetry API configures one. */
+  accessLogFile: string;
+  accessLogEncoding: 'TEXT' | 'JSON';
+  /** Text format string, or for JSON encoding a JSON object text; empty = Istio's default format. */
+  accessLogFormat: string;
+  /** Legacy tracing: HCM tracing (sampling, tags; the tracer from the bootstrap) when no Telemetry selects tracing. */
+  enableTracing: boolean;
+  /** Providers used where a Telemetry rule names none (and, when set, even without any Telemetry). */
+  defaultProviders: TelemetryDefaultProviders;
+  /** Named telemetry providers. Istio's built-in `prometheus`, `stackdriver` and `envoy` always exist unless redefined. */
+  extensionProviders: ExtensionProvider[];
+  /** The mesh-wide ProxyConfig (only what telemetry reads). */
+  defaultConfig: MeshProxyConfig;
 }
+
+/**
+ * The providers istiod's DefaultMeshConfig defines; user providers with the same name replace them, others are
+ * added (ApplyMeshConfig), so these exist in every mesh.
+ */
+export const BUILTIN_EXTENSION_PROVIDERS: ExtensionProvider[] = [
+  { name: 'prometheus', prometheus: {} },
+  { name: 'stackdriver', stackdriver: {} },
+  { name: 'envoy', envoyFileAccessLog: { path: '/dev/stdout' } },
+];
 
 export const DEFAULT_MESH: MeshConfig = {
   rootNamespace: 'istio-system',
@@ -24,4 +48,87 @@ export const DEFAULT_MESH: MeshConfig = {
   defaultServiceExportTo: ['*'],
   defaultVirtualServiceExportTo: ['*'],
   defaultDestinationRuleExportTo: ['*'],
+  accessLogFile: '',
+  accessLogEncoding: 'TEXT',
+  accessLogFormat: '',
+  enableTracing: true,
+  defaultProviders: {},
+  extensionProviders: BUILTIN_EXTENSION_PROVIDERS,
+  defaultConfig: {},
 };
+
+export interface TelemetryDefaultProviders {
+  tracing?: string[];
+  metrics?: string[];
+  accessLogging?: string[];
+}
+
+/** MeshConfig.ExtensionProvider.HttpHeader: a literal value or one read from istiod's environment. */
+export interface ProviderHeader {
+  name: string;
+  value?: string;
+  envName?: string;
+}
+
+/** Access-log formats of the file and OpenTelemetry log providers: a text line or JSON labels (Struct). */
+export interface ProviderLogFormat {
+  text?: string;
+  labels?: Record<string, unknown>;
+}
+
+/** A provider that reports to a service in the registry: `service` is `[<namespace>/]<hostname>`. */
+export interface ServiceTarget {
+  service: string;
+  port: number;
+}
+
+/** MeshConfig.ExtensionProvider: a name and exactly one provider kind. */
+export interface ExtensionProvider {
+  name: string;
+  envoyFileAccessLog?: { path?: string; logFormat?: ProviderLogFormat; omitEmptyValues?: boolean };
+  envoyHttpAls?: ServiceTarget & {
+    logName?: string;
+    filterStateObjectsToLog?: string[];
+    additionalRequestHeadersToLog?: string[];
+    additionalResponseHeadersToLog?: string[];
+    additionalResponseTrailersToLog?: string[];
+  };
+  envoyTcpAls?: ServiceTarget & { logName?: string; filterStateObjectsToLog?: string[] };
+  envoyOtelAls?: ServiceTarget & { logName?: string; logFormat?: ProviderLogFormat };
+  zipkin?: ServiceTarget & { maxTagLength?: number; enable64bitTraceId?: boolean; path?: string };
+  datadog?: ServiceTarget & { maxTagLength?: number };
+  lightstep?: ServiceTarget & { accessToken?: string; maxTagLength?: number };
+  skywalking?: ServiceTarget & { accessToken?: string };
+  opentelemetry?: ServiceTarget & {
+    maxTagLength?: number;
+    http?: { path?: string; timeout?: string; headers?: ProviderHeader[] };
+    grpc?: { timeout?: string; initialMetadata?: ProviderHeader[] };
+    resourceDetectors?: { environment?: Record<string, never>; dynatrace?: Record<string, never> };
+    /** Any sampler set here makes Envoy sample 100% and leaves the decision to it (tracing.go). */
+    dynatraceSampler?: Record<string, unknown>;
+  };
+  opencensus?: ServiceTarget & { maxTagLength?: number; context?: string[] };
+  prometheus?: Record<string, never>;
+  stackdriver?: Record<string, unknown>;
+  /** CUSTOM AuthorizationPolicy providers; not read by telemetry. */
+  envoyExtAuthzHttp?: Record<string, unknown>;
+  envoyExtAuthzGrpc?: Record<string, unknown>;
+}
+
+/** ProxyConfig.tracing custom tags (meshconfig.Tracing.CustomTag): literal, environment or request header. */
+export interface ProxyTracingCustomTag {
+  literal?: { value: string };
+  environment?: { name: string; defaultValue?: string };
+  header?: { name: string; defaultValue?: string };
+}
+
+export interface MeshProxyConfig {
+  tracing?: {
+    /** Percent, 0–100; 0/unset = istiod's PILOT_TRACE_SAMPLING (1.0). */
+    sampling?: number;
+    customTags?: Record<string, ProxyTracingCustomTag>;
+    maxPathTagLength?: number;
+    /** Default true. */
+    enableIstioTags?: boolean;
+  };
+}

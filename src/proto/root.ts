@@ -98,16 +98,29 @@ export function ensureType(fullName: string): boolean {
     const dir = INCLUDE_DIRS.map((d) => path.join(d, rel)).find((d) => fs.existsSync(d) && fs.statSync(d).isDirectory());
     if (!dir) continue;
     loadedPackages.add(rel);
-    const files = fs.readdirSync(dir).filter((f) => f.endsWith('.proto')).map((f) => path.join(rel, f));
-    try {
-      root.loadSync(files, { keepCase: true });
-      root.resolveAll();
-    } catch {
-      return false; // a package whose imports the tree does not ship
-    }
+    for (const f of fs.readdirSync(dir).filter((n) => n.endsWith('.proto')).sort()) loadFileSafely(root, path.join(rel, f));
     return root.lookup(fullName) instanceof protobuf.Type;
   }
   return false;
+}
+
+/**
+ * Loads one proto file into the shared root only if it (with its imports) loads and resolves on its own: some files
+ * in the tree import protos the package does not ship (envoy/config/trace/v3/opencensus.proto), and a half-loaded
+ * file would leave the shared root unable to resolve anything loaded after it.
+ */
+function loadFileSafely(root: protobuf.Root, file: string): boolean {
+  const scratch = new protobuf.Root();
+  scratch.resolvePath = (_origin, target) => resolveInclude(target);
+  try {
+    scratch.loadSync(file, { keepCase: true });
+    scratch.resolveAll();
+  } catch {
+    return false;
+  }
+  root.loadSync(file, { keepCase: true });
+  root.resolveAll();
+  return true;
 }
 
 /** Loads every message type named by an `@type` inside a JSON resource (see ensureType); returns the unknown ones. */

@@ -491,3 +491,33 @@ spec:
     expect(simulate(t, { direction: 'gateway', port: 5432, protocol: 'tcp' })).toMatchObject({ cluster: 'outbound|5432||db.shop.svc.cluster.local' });
   });
 });
+
+describe('Telemetry API on Envoy listeners', () => {
+  const telemetry = `
+apiVersion: telemetry.istio.io/v1
+kind: Telemetry
+metadata: { name: logs, namespace: shop }
+spec:
+  accessLogging:
+  - providers: [{ name: envoy }]
+    match: { mode: CLIENT }
+`;
+  const yaml = `${k8sService('orders', 8080, 'http', '10.96.0.30')}\n---\n${k8sService('db', 5432, 'tcp', '10.96.0.20')}\n---\n${telemetry}`;
+  const filters = (l: any) => [...(l.filter_chains ?? []), ...(l.default_filter_chain ? [l.default_filter_chain] : [])].flatMap((c: any) => c.filters);
+
+  it('client-side access logs on outbound HCMs and tcp_proxies, none inbound', () => {
+    const r = clean(translate(yaml, sidecarProxy('shop', { app: 'orders' })));
+    const hcm = filters(r.lds.find((l) => l.name === '0.0.0.0_8080')).find((f: any) => f.name === 'envoy.filters.network.http_connection_manager');
+    expect(hcm.typed_config.access_log[0].typed_config).toMatchObject({ '@type': 'type.googleapis.com/envoy.extensions.access_loggers.file.v3.FileAccessLog', path: '/dev/stdout' });
+    const tcp = filters(r.lds.find((l) => l.name === '10.96.0.20_5432'))[0];
+    expect(tcp.typed_config.access_log).toHaveLength(1);
+    for (const f of filters(r.lds.find((l) => l.name === 'virtualInbound'))) expect(f.typed_config.access_log).toBeUndefined();
+  });
+
+  it('other namespaces are unaffected, and keep the mesh default tracing (enableTracing, 1% sampling)', () => {
+    const r = clean(translate(yaml, sidecarProxy('default')));
+    for (const l of r.lds) for (const f of filters(l)) expect(f.typed_config.access_log).toBeUndefined();
+    const hcm = filters(r.lds.find((l) => l.name === '0.0.0.0_8080')).find((f: any) => f.name === 'envoy.filters.network.http_connection_manager');
+    expect(hcm.typed_config.tracing.random_sampling.value).toBe(1);
+  });
+});
