@@ -164,3 +164,32 @@ export function downstreamTlsSocket(certs: Json[], validation: Json | undefined,
     },
   };
 }
+
+/**
+ * Proxyless gRPC takes certificates from bootstrap certificate providers, not SDS (gRFC A29): instance `default`
+ * holds the workload certificate (`default`) and the root (`ROOTCA`), as Istio's grpc-agent bootstrap names them.
+ * The deprecated certificate field istiod also fills is set too, for older gRPC releases.
+ */
+function grpcCommonTlsContext(sans: readonly string[]): Json {
+  const cert = { instance_name: 'default', certificate_name: WORKLOAD_CERT };
+  return {
+    tls_certificate_provider_instance: cert,
+    tls_certificate_certificate_provider_instance: cert,
+    // `validation_context`, not istiod's combined context: Envoy's schema requires an SDS config inside the combined
+    // one, which gRPC refuses; this is the form both accept. gRPC reads the (deprecated) exact-string SAN matchers.
+    validation_context: compact({
+      ca_certificate_provider_instance: { instance_name: 'default', certificate_name: ROOT_CA },
+      match_subject_alt_names: sans.length > 0 ? sans.map((s) => ({ exact: s })) : undefined,
+    }),
+  };
+}
+
+/** Client side (DestinationRule ISTIO_MUTUAL): verify the server is one of the service's identities. */
+export function grpcUpstreamMtlsSocket(sans: readonly string[]): Json {
+  return { name: TLS_SOCKET, typed_config: { '@type': UPSTREAM_TLS, common_tls_context: grpcCommonTlsContext(sans) } };
+}
+
+/** Server side (PeerAuthentication STRICT): require a client certificate from the mesh root. */
+export function grpcDownstreamMtlsSocket(): Json {
+  return { name: TLS_SOCKET, typed_config: { '@type': DOWNSTREAM_TLS, common_tls_context: grpcCommonTlsContext([]), require_client_certificate: { value: true } } };
+}

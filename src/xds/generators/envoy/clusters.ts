@@ -6,7 +6,6 @@
 import {
   BLACKHOLE_CLUSTER, inboundClusterName, INBOUND_PASSTHROUGH_CLUSTER, istioSni, parseClusterName, PASSTHROUGH_CLUSTER,
 } from '../../../model/names.ts';
-import type { Service } from '../../../model/service.ts';
 import { inboundPorts } from '../../../model/workload-services.ts';
 import { TypeUrl } from '../../../proto/types.ts';
 import { applyConnectionPool, applyLoadBalancer, applyOutlierDetection } from '../../builders/cluster.ts';
@@ -16,6 +15,7 @@ import { effectivePolicy } from '../../builders/traffic-policy.ts';
 import { applyUpstreamProtocol, HTTP_PROTOCOL_OPTIONS, isH2Protocol, upstreamIsH2 } from '../../builders/upstream-protocol.ts';
 import type { GenContext, ResourceGenerator } from '../generator.ts';
 import { outboundClusterNames } from '../outbound-names.ts';
+import { serviceIdentities } from '../service-identities.ts';
 import { autoPassthroughClusterNames } from './gateway-listeners.ts';
 
 const MAX_UINT32 = 4294967295;
@@ -36,13 +36,6 @@ function base(ctx: GenContext, name: string): Json {
 
 function isSidecar(ctx: GenContext): boolean {
   return ctx.view.type() === 'sidecar';
-}
-
-function serviceIdentities(ctx: GenContext, service: Service): string[] {
-  const accounts = new Set<string>();
-  for (const e of ctx.push.endpoints(service)) if (e.serviceAccount) accounts.add(e.serviceAccount);
-  const ns = service.namespace;
-  return [...accounts].sort().map((sa) => (sa.startsWith('spiffe://') ? sa : `spiffe://${ctx.push.mesh.trustDomain}/ns/${ns}/sa/${sa}`));
 }
 
 function outboundCluster(ctx: GenContext, name: string, port: number, subset: string, host: string): Json | undefined {

@@ -6,7 +6,9 @@ import { parseClusterName } from '../../../model/names.ts';
 import { TypeUrl } from '../../../proto/types.ts';
 import { applyConnectionPool, applyLoadBalancer, applyOutlierDetection } from '../../builders/cluster.ts';
 import { adsConfigSource, struct, type Json } from '../../builders/common.ts';
+import { grpcUpstreamMtlsSocket } from '../../builders/tls.ts';
 import { effectivePolicy } from '../../builders/traffic-policy.ts';
+import { serviceIdentities } from '../service-identities.ts';
 import type { GenContext, ResourceGenerator } from '../generator.ts';
 import { outboundClusterNames } from '../outbound-names.ts';
 
@@ -43,6 +45,13 @@ export const grpcClusters: ResourceGenerator = {
     applyLoadBalancer(cluster, policy, o);
     applyConnectionPool(cluster, policy, o);
     applyOutlierDetection(cluster, policy, o);
+    // Istio gives gRPC clients mTLS only when a DestinationRule asks for ISTIO_MUTUAL: gRPC cannot pick TLS per
+    // endpoint, so auto-mTLS is impossible (injection-and-proxyless.md B4).
+    if (policy?.tls?.mode === 'ISTIO_MUTUAL') {
+      cluster.transport_socket = grpcUpstreamMtlsSocket(policy.tls.subjectAltNames?.length ? policy.tls.subjectAltNames : serviceIdentities(ctx, service));
+    } else if (policy?.tls && policy.tls.mode !== 'DISABLE') {
+      note(`tls.mode ${policy.tls.mode} is not supported by proxyless gRPC (only ISTIO_MUTUAL): plaintext`);
+    }
     if (dr) cluster.metadata = { filter_metadata: { istio: struct({ config: `/apis/networking.istio.io/v1/namespaces/${dr.object.metadata.namespace}/destination-rule/${dr.object.metadata.name}` }) } };
     return cluster;
   },

@@ -6,6 +6,8 @@
 import { GRPC_INBOUND_LISTENER_PREFIX, clusterName, joinHostPort, splitHostPort } from '../../../model/names.ts';
 import { TypeUrl } from '../../../proto/types.ts';
 import { adsConfigSource, type Json } from '../../builders/common.ts';
+import { grpcDownstreamMtlsSocket } from '../../builders/tls.ts';
+import { portMtlsMode, workloadMtls } from '../../../model/peer-authentication-mode.ts';
 import type { GenContext, ResourceGenerator } from '../generator.ts';
 import { resolveService } from './resolve.ts';
 
@@ -33,8 +35,12 @@ function serverListener(ctx: GenContext, name: string): Json | undefined {
   const { host, port } = splitHostPort(name.slice(GRPC_INBOUND_LISTENER_PREFIX.length));
   if (!port) return undefined;
   // Unlike istiod, the listener does not wait for a service to select the workload: a server that is not registered
-  // yet still serves (plaintext, no service policies) instead of staying NOT_SERVING with no explanation. Nothing here
-  // reads endpoints, so endpoint-only pushes cannot leave it stale.
+  // yet still serves (no service policies) instead of staying NOT_SERVING with no explanation. Nothing here reads
+  // endpoints, so endpoint-only pushes cannot leave it stale.
+  // mTLS by PeerAuthentication: STRICT requires it; PERMISSIVE cannot be honoured (gRPC cannot tell TLS from
+  // plaintext on one port), so like istiod it means plaintext — unless the pod is labelled tlsMode=istio.
+  const mode = portMtlsMode(workloadMtls(ctx.push, ctx.view), port);
+  const mtls = mode === 'STRICT' || (mode === 'PERMISSIVE' && ctx.view.selectedBy({ 'security.istio.io/tlsMode': 'istio' }));
   return {
     name,
     // gRPC's XdsServer serves only when this equals the address it bound, exactly.
@@ -42,7 +48,8 @@ function serverListener(ctx: GenContext, name: string): Json | undefined {
     traffic_direction: 'INBOUND',
     filter_chains: [
       {
-        name: 'inbound-plaintext',
+        name: mtls ? 'inbound-mtls' : 'inbound-plaintext',
+        ...(mtls ? { transport_socket: grpcDownstreamMtlsSocket() } : {}),
         filters: [
           {
             name: 'inbound-hcm',

@@ -1,0 +1,60 @@
+/**
+ * Proxyless gRPC mTLS as istiod generates it (injection-and-proxyless.md B4, gRFC A29): certificate-provider TLS on
+ * clients only with DestinationRule ISTIO_MUTUAL, on servers with PeerAuthentication STRICT (PERMISSIVE is plaintext
+ * unless the pod is labelled tlsMode=istio). Every resource is also checked against Envoy's schema by translate().
+ */
+import { describe, expect, it } from 'vitest';
+import { grpcProxy, translate } from '../support/translate.ts';
+
+const SERVICE = `
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: { name: echo, namespace: shop }
+spec:
+  hosts: [echo.shop.svc.cluster.local]
+  location: MESH_INTERNAL
+  ports: [{ number: 7070, name: grpc, protocol: GRPC }]
+  resolution: STATIC
+  endpoints: [{ address: 10.1.0.1, serviceAccount: echo }]
+`;
+const DR = `
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: { name: echo, namespace: shop }
+spec:
+  host: echo.shop.svc.cluster.local
+  trafficPolicy: { tls: { mode: ISTIO_MUTUAL } }
+`;
+const STRICT = `
+apiVersion: security.istio.io/v1
+kind: PeerAuthentication
+metadata: { name: default, namespace: shop }
+spec: { mtls: { mode: STRICT } }
+`;
+const SERVER_LISTENER = 'xds.istio.io/grpc/lds/inbound/0.0.0.0:7070';
+
+describe('proxyless gRPC mTLS', () => {
+  it('clients use certificate-provider mTLS only under DestinationRule ISTIO_MUTUAL, verifying the service identity', () => {
+    const plain = translate(SERVICE, grpcProxy('shop', {}, ['echo.shop.svc.cluster.local:7070']));
+    expect(plain.cds[0]!.transport_socket).toBeUndefined();
+    const t = translate(`${SERVICE}\n---\n${DR}`, grpcProxy('shop', {}, ['echo.shop.svc.cluster.local:7070']));
+    expect(t.generationErrors).toBe(0);
+    const tls = t.cds.find((c) => c.name === 'outbound|7070||echo.shop.svc.cluster.local')!.transport_socket.typed_config;
+    expect(tls.common_tls_context.tls_certificate_provider_instance).toEqual({ instance_name: 'default', certificate_name: 'default' });
+    expect(tls.common_tls_context.validation_context).toEqual({
+      ca_certificate_provider_instance: { instance_name: 'default', certificate_name: 'ROOTCA' },
+      match_subject_alt_names: [{ exact: 'spiffe://cluster.local/ns/shop/sa/echo' }],
+    });
+  });
+
+  it('servers require client certificates under STRICT; PERMISSIVE is plaintext unless the pod is tlsMode=istio', () => {
+    const strict = translate(`${SERVICE}\n---\n${STRICT}`, grpcProxy('shop', {}, [SERVER_LISTENER]));
+    expect(strict.generationErrors).toBe(0);
+    const chain = strict.lds[0]!.filter_chains[0];
+    expect(chain.name).toBe('inbound-mtls');
+    expect(chain.transport_socket.typed_config.require_client_certificate).toBe(true);
+    expect(translate(SERVICE, grpcProxy('shop', {}, [SERVER_LISTENER])).lds[0]!.filter_chains[0].transport_socket).toBeUndefined();
+    const labelled = translate(SERVICE, grpcProxy('shop', { 'security.istio.io/tlsMode': 'istio' }, [SERVER_LISTENER]));
+    expect(labelled.lds[0]!.filter_chains[0].name).toBe('inbound-mtls');
+  });
+});
