@@ -14,6 +14,8 @@ import { DEFAULT_MESH, type MeshConfig } from '../model/mesh.ts';
 import { PushContext } from '../model/push-context.ts';
 import { buildRegistry, type Registry } from '../model/service-registry.ts';
 import { redactPrivateKeys } from '../proto/redact.ts';
+import { jwksUris } from '../model/request-authentication.ts';
+import { JwksResolver } from './jwks-resolver.ts';
 import { decodeResource } from '../proto/encode.ts';
 import { PUSH_ORDER, shortTypeName, TypeUrl } from '../proto/types.ts';
 import { startMonitoring } from '../monitoring/http.ts';
@@ -72,6 +74,12 @@ export class MizzenServer {
   constructor(options: ServeOptions) {
     this.o = options;
     this.log = options.log;
+    this.jwks = new JwksResolver({
+      log: this.log.child({ scope: 'jwks' }),
+      onChange: () => {
+        if (this.isReady) this.debouncer.add({ keys: new Set(['RequestAuthentication/jwks']), kinds: new Set(['RequestAuthentication']) });
+      },
+    });
     this.mesh = { ...DEFAULT_MESH, ...(options.mesh ?? {}) };
     this.metrics = createMetrics(VERSION);
   }
@@ -156,9 +164,13 @@ export class MizzenServer {
     };
   }
 
+  /** JWKS for RequestAuthentication jwksUri: fetched here, inlined into proxies; a change is a full push. */
+  private readonly jwks: JwksResolver;
+
   private buildPushContext(snapshot: ConfigSnapshot, registry: Registry): PushContext {
     const t0 = performance.now();
-    const push = new PushContext(snapshot, this.mesh, registry);
+    const push = new PushContext(snapshot, this.mesh, registry, { jwks: this.jwks.current });
+    this.jwks.sync(jwksUris(push));
     this.metrics.pushContextInit.observe((performance.now() - t0) / 1000);
     this.metrics.services.set(push.registry.services.length);
     this.metrics.virtualServices.set(push.virtualServices.length);
@@ -260,6 +272,7 @@ export class MizzenServer {
 
   async stop(): Promise<void> {
     this.debouncer?.stop();
+    this.jwks.stop();
     await this.source?.stop();
     this.ads?.closeAll();
     await this.monitoring?.close();

@@ -33,7 +33,8 @@ export function workloadMtls(push: PushContext, view: ProxyView): WorkloadMtls {
   const noSelector = (p: ConfigObject<PeerAuthenticationSpec>) => Object.keys(p.spec.selector?.matchLabels ?? {}).length === 0;
   const meshPolicy = oldest(all.filter((p) => p.metadata.namespace === root && noSelector(p)));
   const nsPolicy = ns === root ? undefined : oldest(all.filter((p) => p.metadata.namespace === ns && noSelector(p)));
-  const workloadPolicy = oldest(all.filter((p) => p.metadata.namespace === ns && !noSelector(p) && view.selectedBy(p.spec.selector?.matchLabels)));
+  // A policy with a selector in the root namespace is not a workload policy and is ignored (ComposePeerAuthentication).
+  const workloadPolicy = ns === root ? undefined : oldest(all.filter((p) => p.metadata.namespace === ns && !noSelector(p) && view.selectedBy(p.spec.selector?.matchLabels)));
   const inherited = modeOf(nsPolicy) ?? modeOf(meshPolicy) ?? 'PERMISSIVE';
   const mode = modeOf(workloadPolicy) ?? inherited;
   const ports = new Map<number, MtlsMode>();

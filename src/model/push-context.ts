@@ -49,7 +49,11 @@ export class PushContext {
   private readonly vsByHost = new HostIndex<IndexedVirtualService>();
   private readonly drByHost = new HostIndex<IndexedDestinationRule>();
 
-  constructor(config: ConfigSnapshot, mesh: MeshConfig, registry?: Registry) {
+  /** JWKS documents the control plane fetched, by URI (RequestAuthentication jwksUri); a snapshot per push. */
+  readonly jwks: ReadonlyMap<string, string>;
+
+  constructor(config: ConfigSnapshot, mesh: MeshConfig, registry?: Registry, extras: { jwks?: ReadonlyMap<string, string> } = {}) {
+    this.jwks = new Map(extras.jwks ?? []);
     this.mesh = mesh;
     this.config = config;
     this.registry = registry ?? buildRegistry(config, mesh);

@@ -10,6 +10,7 @@ export const ErrorCode = {
   ProxyBadNode: 'MZ2001',
   XdsUnknownType: 'MZ2002',
   XdsGeneration: 'MZ2003',
+  JwksFetch: 'MZ3001',
   Internal: 'MZ9000',
 } as const;
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];

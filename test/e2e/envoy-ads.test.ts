@@ -132,3 +132,32 @@ describe.each<AdsMode>(['sotw', 'delta'])('Envoy proxies over ADS (%s)', (mode) 
     }
   });
 });
+
+describe('RequestAuthentication jwksUri, fetched by the control plane', () => {
+  it('pushes the fetched keys inline once they arrive', async () => {
+    const jwks = JSON.stringify({ keys: [{ kty: 'EC', crv: 'P-256', x: 'f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU', y: 'x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0', kid: 'fetched-key' }] });
+    const http = await import('node:http');
+    const srv = http.createServer((_req, res) => res.end(jwks));
+    await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
+    const port = (srv.address() as { port: number }).port;
+    const mesh = await startMesh({
+      'svc.yaml': 'apiVersion: v1\nkind: Service\nmetadata: { name: api, namespace: shop }\nspec:\n  clusterIP: 10.96.0.9\n  selector: { app: api }\n  ports: [{ name: http, port: 8080 }]\n',
+      'ra.yaml': `apiVersion: security.istio.io/v1\nkind: RequestAuthentication\nmetadata: { name: api, namespace: shop }\nspec:\n  jwtRules: [{ issuer: "https://issuer.test", jwksUri: "http://127.0.0.1:${port}/jwks" }]\n`,
+    });
+    const c = new AdsClient('sotw', mesh.xdsPort, { kind: 'envoy', pod: 'api-0', namespace: 'shop', labels: { app: 'api' } });
+    try {
+      let r = await c.fetch(TypeUrl.Listener);
+      c.ack(r);
+      await eventually(async () => {
+        if (JSON.stringify(r.resources).includes('fetched-key')) return true;
+        r = await c.next(TypeUrl.Listener, 5000);
+        c.ack(r);
+        return JSON.stringify(r.resources).includes('fetched-key');
+      }, 10_000, 'the fetched JWKS in virtualInbound');
+    } finally {
+      c.close();
+      await mesh.stop();
+      srv.close();
+    }
+  });
+});

@@ -14,6 +14,7 @@ import { destinationCluster } from '../../builders/route.ts';
 import { adsSds, agentSds, downstreamTlsSocket, ROOT_CA, WORKLOAD_CERT } from '../../builders/tls.ts';
 import type { GenContext } from '../generator.ts';
 import { gatewayPlan, type GatewayListenerPlan, type PlannedServer } from './gateway-plan.ts';
+import { securityHttpFilters } from './security-filters.ts';
 import { routeContext } from './tcp-routes.ts';
 
 const TLS_VERSION: Record<string, string> = { TLS_AUTO: 'TLS_AUTO', TLSV1_0: 'TLSv1_0', TLSV1_1: 'TLSv1_1', TLSV1_2: 'TLSv1_2', TLSV1_3: 'TLSv1_3' };
@@ -135,7 +136,7 @@ function gatewayListener(ctx: GenContext, plan: GatewayListenerPlan): Json {
   const http = plan.servers.filter((s) => s.kind === 'http');
   if (http.length > 0) {
     chains.push({
-      filters: [httpConnectionManager({ direction: 'gateway', statPrefix: `outbound_${WILDCARD_ADDRESS}_${plan.port};`, rds: http[0]!.routeName! })],
+      filters: [httpConnectionManager({ direction: 'gateway', filters: securityHttpFilters(ctx, true), statPrefix: `outbound_${WILDCARD_ADDRESS}_${plan.port};`, rds: http[0]!.routeName! })],
     });
   }
   for (const s of plan.servers) {
@@ -155,7 +156,7 @@ function gatewayListener(ctx: GenContext, plan: GatewayListenerPlan): Json {
       chains.push(compact({
         filter_chain_match: names ? { server_names: names } : undefined,
         transport_socket: socket,
-        filters: [httpConnectionManager({ direction: 'gateway', statPrefix: s.server.name ? `${s.server.name};` : `outbound_${WILDCARD_ADDRESS}_${plan.port};`, rds: s.routeName! })],
+        filters: [httpConnectionManager({ direction: 'gateway', filters: securityHttpFilters(ctx, true), statPrefix: s.server.name ? `${s.server.name};` : `outbound_${WILDCARD_ADDRESS}_${plan.port};`, rds: s.routeName! })],
       }));
     } else if (s.kind === 'passthrough') {
       tls = true;

@@ -12,6 +12,7 @@ import { compact, ZERO_DURATION, type Json } from '../../builders/common.ts';
 import { ALPN, httpConnectionManager, LISTENER_FILTERS, tcpProxy } from '../../builders/http-connection-manager.ts';
 import { inboundMtlsSocket } from '../../builders/tls.ts';
 import type { GenContext } from '../generator.ts';
+import { securityHttpFilters } from './security-filters.ts';
 
 export const INBOUND_LISTEN_PORT = 15006;
 
@@ -85,7 +86,7 @@ function chain(name: string, spec: ChainSpec, port: number | undefined, filters:
   });
 }
 
-function portChains(p: InboundPort, mode: MtlsMode): Json[] {
+function portChains(p: InboundPort, mode: MtlsMode, security: Json[]): Json[] {
   const cluster = inboundClusterName(p.port);
   const first = p.services[0];
   // A Sidecar ingress port may serve no Service: the decorator then names the port only.
@@ -98,6 +99,7 @@ function portChains(p: InboundPort, mode: MtlsMode): Json[] {
             direction: 'inbound',
             statPrefix: `inbound_${WILDCARD_ADDRESS}_${p.port};`,
             routeConfig: inboundRouteConfig(cluster, p.port, operation, grpc),
+            filters: security,
             http2: p.protocol === 'HTTP2' || grpc,
             grpcWeb: p.protocol === 'GRPC-WEB',
           })]
@@ -107,7 +109,7 @@ function portChains(p: InboundPort, mode: MtlsMode): Json[] {
 }
 
 /** Chains for ports no service declares: to InboundPassthroughCluster, by the workload-wide mode. */
-function passthroughChains(mode: MtlsMode): Json[] {
+function passthroughChains(mode: MtlsMode, security: Json[]): Json[] {
   const specs = chainSpecs('UNKNOWN', mode);
   return specs.map((spec) => {
     const filters =
@@ -116,6 +118,7 @@ function passthroughChains(mode: MtlsMode): Json[] {
             direction: 'inbound',
             statPrefix: `${INBOUND_PASSTHROUGH_CLUSTER};`,
             routeConfig: inboundRouteConfig(INBOUND_PASSTHROUGH_CLUSTER, 0, 'InboundPassthroughCluster', false),
+            filters: security,
           })]
         : [tcpProxy({ statPrefix: INBOUND_PASSTHROUGH_CLUSTER, cluster: INBOUND_PASSTHROUGH_CLUSTER })];
     return chain(spec.handling === 'http' ? 'virtualInbound-catchall-http' : 'virtualInbound', spec, undefined, filters);
@@ -127,8 +130,9 @@ export function virtualInboundListener(ctx: GenContext): Json {
   const chains: Json[] = [
     { name: 'virtualInbound-blackhole', filter_chain_match: { destination_port: { value: INBOUND_LISTEN_PORT } }, filters: [tcpProxy({ statPrefix: BLACKHOLE_CLUSTER, cluster: BLACKHOLE_CLUSTER })] },
   ];
-  for (const p of inboundPorts(ctx.push, ctx.view)) chains.push(...portChains(p, portMtlsMode(mtls, p.port)));
-  chains.push(...passthroughChains(mtls.mode));
+  const security = securityHttpFilters(ctx, false);
+  for (const p of inboundPorts(ctx.push, ctx.view)) chains.push(...portChains(p, portMtlsMode(mtls, p.port), security));
+  chains.push(...passthroughChains(mtls.mode, security));
   return {
     name: VIRTUAL_INBOUND_LISTENER,
     address: { socket_address: { address: WILDCARD_ADDRESS, port_value: INBOUND_LISTEN_PORT } },
