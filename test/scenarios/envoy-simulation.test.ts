@@ -521,3 +521,21 @@ spec:
     expect(hcm.typed_config.tracing.random_sampling.value).toBe(1);
   });
 });
+
+describe('VirtualService hosts that are not services', () => {
+  it('get a port-80 virtual host on sidecars, as istiod builds them', () => {
+    const yaml = `
+${k8sService('web', 80, 'http', '10.96.0.21')}
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: { name: alias, namespace: shop }
+spec:
+  hosts: [www.example.com]
+  http: [{ route: [{ destination: { host: web.shop.svc.cluster.local } }] }]
+`;
+    const r = clean(translate(yaml, sidecarProxy('shop')));
+    expect(simulate(r, { port: 80, host: 'www.example.com' })).toMatchObject({ virtualHost: 'www.example.com:80', cluster: 'outbound|80||web.shop.svc.cluster.local' });
+    expect(simulate(r, { port: 80, host: 'other.example.com' })).toMatchObject({ virtualHost: 'allow_any' });
+  });
+});

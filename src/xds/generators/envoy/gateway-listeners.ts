@@ -7,7 +7,6 @@
 import type { ServerTLSSettings } from '../../../config/kinds/gateway.ts';
 import { boundHost, virtualServicesForGateway } from '../../../model/gateways.ts';
 import { clusterName, istioSni, WILDCARD_ADDRESS } from '../../../model/names.ts';
-import type { Service } from '../../../model/service.ts';
 import { compact, type Json } from '../../builders/common.ts';
 import { ALPN, httpConnectionManager, LISTENER_FILTERS, tcpProxy } from '../../builders/http-connection-manager.ts';
 import { destinationCluster } from '../../builders/route.ts';
@@ -15,17 +14,9 @@ import { adsSds, agentSds, downstreamTlsSocket, ROOT_CA, WORKLOAD_CERT } from '.
 import type { GenContext } from '../generator.ts';
 import { gatewayPlan, type GatewayListenerPlan, type PlannedServer } from './gateway-plan.ts';
 import { securityHttpFilters } from './security-filters.ts';
-import { routeContext } from './tcp-routes.ts';
+import { hostService, routeContext } from './route-context.ts';
 
 const TLS_VERSION: Record<string, string> = { TLS_AUTO: 'TLS_AUTO', TLSV1_0: 'TLSv1_0', TLSV1_1: 'TLSv1_1', TLSV1_2: 'TLSv1_2', TLSV1_3: 'TLSv1_3' };
-
-/** A stand-in service for routing a gateway host that is not itself a registry service (`bookinfo.example.com`). */
-export function hostService(host: string, namespace: string): Service {
-  return {
-    hostname: host, namespace, ports: [], addresses: [], resolution: 'STATIC', location: 'MESH_EXTERNAL', exportTo: ['*'],
-    origin: { kind: 'Gateway', namespace, name: host, creationTimestamp: '' }, kubernetes: false,
-  };
-}
 
 function sanMatchers(sans: readonly string[] | undefined): Json | undefined {
   return sans?.length ? { match_typed_subject_alt_names: sans.map((s) => ({ san_type: s.startsWith('spiffe://') ? 'URI' : 'DNS', matcher: { exact: s } })) } : undefined;

@@ -10,8 +10,7 @@ import { compact, type Json } from '../../builders/common.ts';
 import { translateHttpRoute } from '../../builders/route.ts';
 import type { GenContext } from '../generator.ts';
 import { gatewayPlan, type PlannedServer } from './gateway-plan.ts';
-import { hostService } from './gateway-listeners.ts';
-import { routeContext } from './tcp-routes.ts';
+import { hostService, routeContext } from './route-context.ts';
 
 interface HostRoutes {
   host: string;

@@ -11,7 +11,9 @@ import { ZERO_DURATION, type Json } from '../../builders/common.ts';
 import { defaultRoute, translateHttpRoute } from '../../builders/route.ts';
 import type { GenContext, ResourceGenerator } from '../generator.ts';
 import { autoRouteName, outboundPlan, outboundTrafficCluster } from './outbound-plan.ts';
-import { routeContext } from './tcp-routes.ts';
+import { hostService, routeContext } from './route-context.ts';
+import { MESH_GATEWAY } from '../../../model/names.ts';
+import { visibleTo } from '../../../model/push-context.ts';
 
 /** The routes for one service port: its VirtualService's HTTP routes, or the default route. */
 export function serviceRoutes(ctx: GenContext, service: Service, port: number, gateways?: string[]): Json[] {
@@ -32,6 +34,35 @@ function virtualHost(ctx: GenContext, service: Service, port: number, used: Set<
   if (domains.length === 0) return undefined;
   for (const d of domains) used.add(d);
   return { name: `${service.hostname}:${port}`, domains, routes: serviceRoutes(ctx, service, port), include_request_attempt_count: true };
+}
+
+/**
+ * VirtualService hosts that name no registry service (an external name routed to mesh services, say) get virtual
+ * hosts on port 80, as istiod does ("serviceByPort[80]" when a VirtualService matches no service).
+ */
+const UNREGISTERED_HOSTS_PORT = 80;
+
+function unregisteredHosts(ctx: GenContext, used: Set<string>): Json[] {
+  const out: Json[] = [];
+  const ns = ctx.view.namespace();
+  for (const vs of ctx.push.virtualServices) {
+    if (!vs.gateways.includes(MESH_GATEWAY) || !visibleTo(vs.exportTo, vs.object.metadata.namespace, ns)) continue;
+    for (const host of vs.hosts) {
+      if (used.has(host) || ctx.push.registry.byHost.has(host) || host.startsWith('*')) continue;
+      if (ctx.push.virtualServiceFor(ctx.view, host) !== vs) continue; // another VirtualService owns this host
+      const rc = routeContext(ctx, hostService(host, vs.object.metadata.namespace), UNREGISTERED_HOSTS_PORT);
+      const routes: Json[] = [];
+      for (const [i, http] of (vs.object.spec.http ?? []).entries()) {
+        const r = translateHttpRoute(http, i, vs, rc);
+        routes.push(...r.routes);
+        if (r.catchAll) break;
+      }
+      if (routes.length === 0) continue;
+      used.add(host);
+      out.push({ name: `${host}:${UNREGISTERED_HOSTS_PORT}`, domains: [host], routes, include_request_attempt_count: true });
+    }
+  }
+  return out.sort((a, b) => ((a.name as string) < (b.name as string) ? -1 : 1));
 }
 
 function catchAllHost(ctx: GenContext): Json {
@@ -78,6 +109,7 @@ export function sidecarRoute(ctx: GenContext, name: string): Json | undefined {
       const vh = virtualHost(ctx, service, plan.port, used);
       if (vh) hosts.push(vh);
     }
+    if (plan.port === UNREGISTERED_HOSTS_PORT) hosts.push(...unregisteredHosts(ctx, used));
     hosts.push(catchAllHost(ctx));
     return routeConfiguration(name, hosts);
   }

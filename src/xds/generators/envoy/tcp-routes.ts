@@ -9,12 +9,9 @@ import type { Service } from '../../../model/service.ts';
 import type { Json } from '../../builders/common.ts';
 import { tcpProxy } from '../../builders/http-connection-manager.ts';
 import { destinationCluster } from '../../builders/route.ts';
+import { routeContext } from './route-context.ts';
 import type { RouteContext } from '../../builders/route-context.ts';
 import type { GenContext } from '../generator.ts';
-
-export function routeContext(ctx: GenContext, service: Service, port: number, gateways: string[] = [MESH_GATEWAY]): RouteContext {
-  return { push: ctx.push, view: ctx.view, service, port, proxyless: false, note: ctx.note, gateways };
-}
 
 function l4Applies(m: L4MatchAttributes | TLSMatchAttributes, rc: RouteContext, gateways: string[]): boolean {
   if (m.port !== undefined && m.port !== rc.port) return false;
