@@ -32,6 +32,11 @@ export function planPush(prev: PushContext, next: Registry, change: ConfigChange
     if (JSON.stringify(a) !== JSON.stringify(b)) {
       // DNS clusters carry their endpoints in CDS, so they need a full push.
       if (s.resolution === 'DNS' || s.resolution === 'DNS_ROUND_ROBIN') return { full: true, reason: `DNS service ${s.hostname} endpoints changed` };
+      // Headless services get a sidecar listener per endpoint address.
+      if (s.resolution === 'NONE' && s.addresses.length === 0) return { full: true, reason: `headless service ${s.hostname} endpoints changed` };
+      // Clusters verify the server's identity against the service's accounts (istiod: changed accounts = full push).
+      const accounts = (eps: readonly { serviceAccount?: string }[]) => [...new Set(eps.map((e) => e.serviceAccount ?? ''))].sort().join(',');
+      if (accounts(a) !== accounts(b)) return { full: true, reason: `service accounts of ${s.hostname} changed` };
       changedServices.push(s);
     }
   }

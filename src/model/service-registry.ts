@@ -229,7 +229,8 @@ export function buildRegistry(config: ConfigSnapshot, mesh: MeshConfig): Registr
         namespace: ns,
         ports,
         addresses: vips,
-        resolution: external ? 'DNS' : 'STATIC',
+        // A headless Service (clusterIP None) is reached at its pods' own addresses: Istio's Passthrough resolution.
+        resolution: external ? 'DNS' : vips.length === 0 && spec.clusterIP === 'None' ? 'NONE' : 'STATIC',
         location: 'MESH_INTERNAL',
         exportTo: exportToFromAnnotation(svc.metadata.annotations) ?? mesh.defaultServiceExportTo,
         origin: origin(svc),

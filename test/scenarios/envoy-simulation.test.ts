@@ -539,3 +539,37 @@ spec:
     expect(simulate(r, { port: 80, host: 'other.example.com' })).toMatchObject({ virtualHost: 'allow_any' });
   });
 });
+
+describe('headless services', () => {
+  const yaml = `
+apiVersion: v1
+kind: Service
+metadata: { name: db, namespace: shop }
+spec:
+  clusterIP: None
+  selector: { app: db }
+  ports: [{ name: tcp-pg, port: 5432 }, { name: http-admin, port: 8080 }]
+---
+apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata: { name: db-1, namespace: shop, labels: { kubernetes.io/service-name: db } }
+addressType: IPv4
+ports: [{ name: tcp-pg, port: 5432 }, { name: http-admin, port: 8080 }]
+endpoints:
+  - { addresses: [10.2.0.1], conditions: { ready: true } }
+  - { addresses: [10.2.0.2], conditions: { ready: true } }
+`;
+
+  it('sidecars get a listener per pod for TCP, original-destination clusters, and pod-name domains for HTTP', () => {
+    const r = clean(translate(yaml, sidecarProxy('shop')));
+    expect(r.lds.map((l) => l.name)).toEqual(expect.arrayContaining(['10.2.0.1_5432', '10.2.0.2_5432', '0.0.0.0_8080']));
+    expect(simulate(r, { address: '10.2.0.2', port: 5432, protocol: 'tcp' })).toMatchObject({ listener: '10.2.0.2_5432', cluster: 'outbound|5432||db.shop.svc.cluster.local' });
+    expect(r.cds.find((c) => c.name === 'outbound|5432||db.shop.svc.cluster.local')).toMatchObject({ type: 'ORIGINAL_DST', lb_policy: 'CLUSTER_PROVIDED' });
+    expect(simulate(r, { port: 8080, host: 'db-0.db.shop.svc.cluster.local' })).toMatchObject({ cluster: 'outbound|8080||db.shop.svc.cluster.local' });
+  });
+
+  it('gateways balance over the endpoints (EDS)', () => {
+    const r = clean(translate(yaml, routerProxy()));
+    expect(r.cds.find((c) => c.name === 'outbound|5432||db.shop.svc.cluster.local')!.type).toBe('EDS');
+  });
+});

@@ -52,4 +52,23 @@ describe('push planning', () => {
   it('a registry object that changes no service or endpoint pushes nothing', () => {
     expect(plan(se('10.0.0.1'), se('10.0.0.1'), ['Pod'])).toEqual({ none: true });
   });
+  it('a new service account behind a service is a full push (clusters verify server identities)', () => {
+    const withSa = se('10.0.0.2').replace('labels: { version: v1 } }', 'labels: { version: v1 }, serviceAccount: cart }');
+    expect(plan(se('10.0.0.1'), withSa, ['ServiceEntry'])).toMatchObject({ full: true, reason: 'service accounts of cart.shop.svc.cluster.local changed' });
+  });
+  it('an endpoint change of a headless Kubernetes service is a full push (sidecars listen per endpoint)', () => {
+    const headless = (ip: string) => `apiVersion: v1
+kind: Service
+metadata: { name: db, namespace: shop }
+spec: { clusterIP: None, selector: { app: db }, ports: [{ name: tcp, port: 5432 }] }
+---
+apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata: { name: db-1, namespace: shop, labels: { kubernetes.io/service-name: db } }
+addressType: IPv4
+ports: [{ name: tcp, port: 5432 }]
+endpoints: [{ addresses: [${ip}], conditions: { ready: true } }]
+`;
+    expect(plan(headless('10.2.0.1'), headless('10.2.0.2'), ['EndpointSlice'])).toMatchObject({ full: true, reason: 'headless service db.shop.svc.cluster.local endpoints changed' });
+  });
 });

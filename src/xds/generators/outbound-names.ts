@@ -35,6 +35,8 @@ export function serviceDomains(service: Service, proxyNamespace: string, domainS
       names.push(`${short}.svc`, short);
     }
   }
+  // Headless services are addressed by pod name (`web-0.web.ns.svc.cluster.local`): wildcard variants of each name.
+  if (service.kubernetes && service.resolution === 'NONE' && service.addresses.length === 0) names.push(...names.map((n) => `*.${n}`));
   names.push(...service.addresses);
   return names;
 }

@@ -61,6 +61,12 @@ function outboundCluster(ctx: GenContext, name: string, port: number, subset: st
       break;
     }
     case 'NONE':
+      // Gateways balance over a headless service's endpoints (EDS); sidecars go where the client dialled.
+      if (!isSidecar(ctx) && service.kubernetes) {
+        cluster.type = 'EDS';
+        cluster.eds_cluster_config = { service_name: name, eds_config: adsConfigSource() };
+        break;
+      }
       cluster.type = 'ORIGINAL_DST';
       cluster.lb_policy = 'CLUSTER_PROVIDED';
       break;

@@ -32,6 +32,15 @@ function computePlan(ctx: GenContext): Map<string, OutboundListenerPlan> {
     for (const port of service.ports) {
       if (port.protocol === 'UDP' || RESERVED_PORTS.has(port.port)) continue;
       const http = isHttpProtocol(port.protocol);
+      if (!http && isHeadless(service)) {
+        // A headless service's clients dial pod addresses: one listener per endpoint (istiod does the same for TCP).
+        for (const ep of ctx.push.endpoints(service)) {
+          if (ep.servicePortName !== port.name || !ep.healthy) continue;
+          const name = listenerName(ep.address, ep.port);
+          if (!plans.has(name)) plans.set(name, { name, bind: ep.address, port: ep.port, kind: 'tcp', services: [{ service, port }] });
+        }
+        continue;
+      }
       const bind = http ? WILDCARD_ADDRESS : (service.addresses[0] ?? WILDCARD_ADDRESS);
       const kind: OutboundKind = http ? 'http' : port.protocol === 'UNKNOWN' && bind !== WILDCARD_ADDRESS ? 'auto' : 'tcp';
       const name = listenerName(bind, port.port);
@@ -50,6 +59,11 @@ function computePlan(ctx: GenContext): Map<string, OutboundListenerPlan> {
     }
   }
   return plans;
+}
+
+/** A Kubernetes Service with clusterIP None: reached at its pods' addresses (Istio's Passthrough resolution). */
+export function isHeadless(service: Service): boolean {
+  return service.kubernetes && service.resolution === 'NONE' && service.addresses.length === 0;
 }
 
 /** Route config name for an auto-detected port's HTTP chain. */
