@@ -6,6 +6,7 @@
 import type { ConfigObject } from '../config/object.ts';
 import { ConfigStore } from '../model/config-store.ts';
 import { DEFAULT_MESH, type MeshConfig } from '../model/mesh.ts';
+import { parseProxy } from '../model/proxy.ts';
 import { PushContext } from '../model/push-context.ts';
 import { decodeResource } from '../proto/encode.ts';
 import { TypeUrl } from '../proto/types.ts';
@@ -33,6 +34,8 @@ export interface OfflineOptions {
   mesh?: MeshConfig;
   /** Check every resource against Envoy's schema (tests). */
   verify?: boolean;
+  /** Treat the node's claimed namespace and account as proven (what the proxy would see on the secure port). */
+  trustClaims?: boolean;
   log?: Logger;
 }
 
@@ -75,7 +78,9 @@ export function translateOffline(objects: Iterable<ConfigObject>, node: NodeInfo
   const provider = new MeshResourceProvider(new PushContext(store.snapshot(), o.mesh ?? DEFAULT_MESH), o.log ?? silentLogger, () => {}, { verify: o.verify ?? false });
   let state;
   try {
-    state = provider.connect(node);
+    const claims = o.trustClaims ? parseProxy(node) : undefined;
+    const authenticated = claims?.ok ? { namespace: claims.value.namespace, serviceAccount: claims.value.serviceAccount ?? 'default' } : undefined;
+    state = provider.connect(node, 'offline', authenticated);
   } catch (err) {
     throw new ProxyRefused(`the proxy is refused: ${err instanceof Error ? err.message : String(err)}`);
   }

@@ -18,12 +18,14 @@ export interface ProxyView {
   ipAddresses(): readonly string[];
   /** A node metadata value (EnvoyFilter `match.proxy.metadata`, `proxyVersion` on ISTIO_VERSION). */
   metadata(key: string): unknown;
+  /** The namespace the proxy proved (secure port), or '' when unproven. */
+  verifiedNamespace(): string;
 }
 
 /** A recorded read: a key naming the question and the proxy's answer. */
 export type Read = readonly [key: string, value: string];
 
-/** Answers one read key for a proxy. Keys are `ns`, `type`, `gen`, `loc`, `ips`, `sel:<json>`, `md:<key>`. */
+/** Answers one read key for a proxy. Keys are `ns`, `type`, `gen`, `loc`, `ips`, `vns`, `sel:<json>`, `md:<key>`. */
 export function answerRead(proxy: Proxy, key: string): string {
   switch (key) {
     case 'ns':
@@ -36,6 +38,8 @@ export function answerRead(proxy: Proxy, key: string): string {
       return proxy.locality;
     case 'ips':
       return proxy.ipAddresses.join(',');
+    case 'vns':
+      return proxy.verifiedIdentity?.namespace ?? '';
     default:
       if (key.startsWith('md:')) return JSON.stringify(proxy.metadata[key.slice(3)] ?? null);
       if (key.startsWith('sel:')) return labelsMatch(JSON.parse(key.slice(4)) as Record<string, string>, proxy.labels) ? '1' : '0';
@@ -94,6 +98,9 @@ export class RecordingView implements ProxyView {
   }
   metadata(key: string): unknown {
     return JSON.parse(this.read(`md:${key}`)) as unknown;
+  }
+  verifiedNamespace(): string {
+    return this.read('vns');
   }
 }
 

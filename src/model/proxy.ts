@@ -24,6 +24,11 @@ export interface Proxy {
   locality: string;
   serviceAccount?: string;
   clusterId: string;
+  /**
+   * The identity the stream authenticated with (secure port: client certificate or token), checked against the node's
+   * claims at connect. Absent on the plaintext port: such proxies get nothing that needs a proven identity (secrets).
+   */
+  verifiedIdentity?: { namespace: string; serviceAccount: string };
 }
 
 const PROXY_TYPES = new Set(['sidecar', 'router']);

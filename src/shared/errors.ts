@@ -10,6 +10,8 @@ export const ErrorCode = {
   ProxyBadNode: 'MZ2001',
   XdsUnknownType: 'MZ2002',
   XdsGeneration: 'MZ2003',
+  ProxyUnauthenticated: 'MZ2004',
+  ProxyIdentityMismatch: 'MZ2005',
   JwksFetch: 'MZ3001',
   Internal: 'MZ9000',
 } as const;

@@ -95,10 +95,22 @@ export class MeshResourceProvider implements ResourceProvider<ProxyState> {
     return { entries: this.cache.size, hits: this.cache.hits, misses: this.cache.misses, bytes: this.cache.bytes() };
   }
 
-  connect(node: NodeInfo): ProxyState {
+  connect(node: NodeInfo, _peer?: string, authenticated?: unknown): ProxyState {
     const parsed = parseProxy(node);
     if (!parsed.ok) throw new StreamRefusal(3 /* INVALID_ARGUMENT */, parsed.errors);
-    return { proxy: parsed.value, memo: new ReadMemo(parsed.value) };
+    const proxy = parsed.value;
+    if (authenticated !== undefined) {
+      // istiod's xDS identity check (istio-xds.md §1.3): the proven identity must be the claimed namespace and account.
+      const who = authenticated as { namespace?: unknown; serviceAccount?: unknown };
+      if (typeof who.namespace !== 'string' || typeof who.serviceAccount !== 'string') throw new StreamRefusal(16 /* UNAUTHENTICATED */, 'no workload identity');
+      const claimedSa = proxy.serviceAccount ?? who.serviceAccount;
+      if (who.namespace !== proxy.namespace || claimedSa !== who.serviceAccount) {
+        this.log.warn({ code: ErrorCode.ProxyIdentityMismatch, proxy: proxy.id, claimed: `${proxy.namespace}/${claimedSa}`, proven: `${who.namespace}/${who.serviceAccount}` }, 'xDS stream refused: the proxy claims another identity');
+        throw new StreamRefusal(7 /* PERMISSION_DENIED */, 'the node does not match the authenticated identity');
+      }
+      proxy.verifiedIdentity = { namespace: who.namespace, serviceAccount: who.serviceAccount };
+    }
+    return { proxy, memo: new ReadMemo(proxy) };
   }
 
   disconnect(): void {}

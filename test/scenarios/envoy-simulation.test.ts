@@ -311,6 +311,9 @@ data: { tls.crt: Y2VydA==, tls.key: a2V5 }
     expect(other.sds).toEqual([]);
     const sidecar = clean(translate(yaml, sidecarProxy('istio-system', { istio: 'ingressgateway' })));
     expect(sidecar.sds).toEqual([]);
+    // On the plaintext port nothing proves the gateway's namespace: no credentials.
+    const plaintext = clean(translate(yaml, { ...routerProxy(), unverified: true }));
+    expect(plaintext.sds).toEqual([]);
   });
 });
 

@@ -15,6 +15,8 @@ export interface ProxySpec {
   locality?: { region?: string; zone?: string; sub_zone?: string };
   /** Listener names to request; omitted = wildcard. RDS/EDS follow from what LDS/CDS name, as a client would. */
   listeners?: string[];
+  /** As on the plaintext port: the node's claims are not proven (default: proven, as on the secure port). */
+  unverified?: boolean;
 }
 
 export interface Translation {
@@ -34,6 +36,7 @@ export function translate(yaml: string, proxy: ProxySpec): Translation {
   const node = { id: proxy.id, cluster: '', metadata: proxy.metadata, ...(proxy.locality ? { locality: proxy.locality } : {}) };
   const t = translateOffline(loaded.objects, node, {
     verify: true,
+    trustClaims: !proxy.unverified,
     ...(proxy.listeners ? { listeners: proxy.listeners } : {}),
     ...(process.env.TRANSLATE_LOG ? { log: createLogger({ level: 'warn' }) } : {}),
   });

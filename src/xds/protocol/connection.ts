@@ -57,6 +57,8 @@ export abstract class Connection<P> {
   proxy: P | undefined;
   node: NodeInfo | undefined;
   readonly peer: string;
+  /** Who the transport authenticated (client certificate or token), when the stream came in over the secure port. */
+  authenticated: unknown;
   readonly connectedAt: number;
   readonly watches = new Map<string, WatchState>();
   protected readonly deps: ConnectionDeps<P>;
@@ -87,7 +89,7 @@ export abstract class Connection<P> {
     if (this.proxy !== undefined) return;
     // The client's mistake, not ours: INVALID_ARGUMENT, as istiod answers ("missing node information").
     if (!node) throw new StreamRefusal(3, 'missing node information: the first request on a stream must carry a node');
-    this.proxy = this.deps.provider.connect(node, this.peer);
+    this.proxy = this.deps.provider.connect(node, this.peer, this.authenticated);
     this.node = node;
     const idPart = node.id.split('~')[2] || node.id || 'unknown';
     this.id = `${idPart}-${++connectionCounter}`;

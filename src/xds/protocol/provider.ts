@@ -41,8 +41,11 @@ export class StreamRefusal extends Error {
  * Listener is. `P` is whatever the provider keeps per proxy.
  */
 export interface ResourceProvider<P> {
-  /** Identifies the proxy from the node in its first request; throws StreamRefusal to refuse the stream. */
-  connect(node: NodeInfo, peer: string): P;
+  /**
+   * Identifies the proxy from the node in its first request; throws StreamRefusal to refuse the stream.
+   * `authenticated` is what the server's authenticator established for the stream (undefined on the plaintext port).
+   */
+  connect(node: NodeInfo, peer: string, authenticated?: unknown): P;
   disconnect(proxy: P): void;
   supports(typeUrl: string): boolean;
   /** Current resources for a subscription; `only` limits generation to those names (incremental pushes). */

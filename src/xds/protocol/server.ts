@@ -35,6 +35,9 @@ export function adsService(decodeSotw: (b: Buffer) => unknown, decodeDelta: (b: 
 
 export const adsServiceDefinition = adsService(decodeDiscoveryRequest, decodeDeltaDiscoveryRequest);
 
+/** Establishes who is on the other end of a stream (opaque to the protocol layer); rejects to refuse the stream. */
+export type Authenticate = (call: grpc.ServerDuplexStream<unknown, unknown>) => Promise<unknown>;
+
 export interface AdsServerOptions<P> {
   provider: ResourceProvider<P>;
   log: Logger;
@@ -66,16 +69,21 @@ export class AdsServer<P> {
     };
   }
 
-  register(server: grpc.Server): void {
+  /**
+   * Adds the ADS methods to a gRPC server. With `authenticate` (the secure port), each stream is first authenticated
+   * from its call (peer certificate, metadata); requests wait for it, and a rejection ends the stream with
+   * UNAUTHENTICATED. What it resolves to is handed to the provider with the node.
+   */
+  register(server: grpc.Server, authenticate?: Authenticate): void {
     server.addService(adsServiceDefinition, {
       StreamAggregatedResources: (call: grpc.ServerDuplexStream<DiscoveryRequest, Buffer>) =>
-        this.serve(call, new SotwConnection<P>(this.deps, call as any, call.getPeer())),
+        this.serve(call, new SotwConnection<P>(this.deps, call as any, call.getPeer()), authenticate),
       DeltaAggregatedResources: (call: grpc.ServerDuplexStream<DeltaDiscoveryRequest, Buffer>) =>
-        this.serve(call, new DeltaConnection<P>(this.deps, call as any, call.getPeer())),
+        this.serve(call, new DeltaConnection<P>(this.deps, call as any, call.getPeer()), authenticate),
     });
   }
 
-  private serve<R>(call: grpc.ServerDuplexStream<R, Buffer>, conn: Connection<P> & { handleRequest(r: R): void }): void {
+  private serve<R>(call: grpc.ServerDuplexStream<R, Buffer>, conn: Connection<P> & { handleRequest(r: R): void }, authenticate?: Authenticate): void {
     const untyped = call as unknown as grpc.ServerDuplexStream<unknown, Buffer>;
     this.calls.add(untyped);
     const finish = () => {
@@ -84,7 +92,28 @@ export class AdsServer<P> {
       conn.close();
       this.connections.delete(conn);
     };
-    call.on('data', (req: R) => {
+    const refuse = (code: number, details: string) => {
+      finish();
+      call.emit('error', { code, details, metadata: new grpc.Metadata() });
+    };
+    // Until the stream is authenticated, requests queue (bounded: a client that floods before authenticating is cut).
+    let queue: R[] | undefined = authenticate ? [] : undefined;
+    if (authenticate) {
+      authenticate(call as unknown as grpc.ServerDuplexStream<unknown, unknown>).then(
+        (who) => {
+          if (conn.closed) return;
+          conn.authenticated = who;
+          const waiting = queue ?? [];
+          queue = undefined;
+          for (const r of waiting) handle(r);
+        },
+        (err: unknown) => {
+          this.deps.log.warn({ code: ErrorCode.ProxyUnauthenticated, peer: conn.peer, reason: err instanceof Error ? err.message : String(err) }, 'xDS stream not authenticated');
+          refuse(grpc.status.UNAUTHENTICATED, 'authentication failed');
+        },
+      );
+    }
+    const handle = (req: R) => {
       if (conn.closed) return;
       try {
         const wasNew = conn.proxy === undefined;
@@ -97,9 +126,16 @@ export class AdsServer<P> {
         const details = err instanceof Error ? err.message : String(err);
         if (refusal) this.deps.log.warn({ code: ErrorCode.ProxyBadNode, peer: conn.peer, error: details }, 'xDS stream refused');
         else this.deps.log.error({ code: ErrorCode.Internal, proxy: conn.id, err }, 'xDS request failed');
-        finish();
-        call.emit('error', { code, details, metadata: new grpc.Metadata() });
+        refuse(code, details);
       }
+    };
+    call.on('data', (req: R) => {
+      if (queue) {
+        if (queue.length >= 16) refuse(grpc.status.RESOURCE_EXHAUSTED, 'too many requests before authentication completed');
+        else queue.push(req);
+        return;
+      }
+      handle(req);
     });
     call.on('end', () => {
       finish();

@@ -1,7 +1,8 @@
 /**
  * SDS for gateway credentials (istio-xds.md §9): `kubernetes://<name>` is the certificate and key of Secret <name> in
- * the gateway's namespace, `kubernetes://<name>-cacert` its CA bundle (for MUTUAL). Only gateway proxies get them,
- * and only from their own namespace: a sidecar asking for a Secret gets nothing. Keys accepted: `tls.crt`/`tls.key`/
+ * the gateway's namespace, `kubernetes://<name>-cacert` its CA bundle (for MUTUAL). Only gateway proxies that proved
+ * their namespace (secure port) get them, and only from that namespace: a sidecar, or any proxy on the plaintext port,
+ * asking for a Secret gets nothing. Keys accepted: `tls.crt`/`tls.key`/
  * `ca.crt` or `cert`/`key`/`cacert`.
  */
 import type { Secret } from '../../../config/kinds/kubernetes.ts';
@@ -34,6 +35,8 @@ export const gatewaySecrets: ResourceGenerator = {
   names: () => [], // Envoy asks for secrets by name; there is no wildcard SDS
   build(ctx, name): Json | undefined {
     if (ctx.view.type() !== 'router' || !name.startsWith(PREFIX)) return undefined;
+    // Only to a gateway that proved its namespace on the secure port (istiod serves credentials to verified proxies).
+    if (ctx.view.verifiedNamespace() !== ctx.view.namespace()) return undefined;
     const ref = name.slice(PREFIX.length);
     const direct = lookup(ctx, ref);
     const cert = direct && secretData(direct, ['tls.crt', 'cert']);
