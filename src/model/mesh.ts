@@ -52,7 +52,8 @@ export const DEFAULT_MESH: MeshConfig = {
   accessLogEncoding: 'TEXT',
   accessLogFormat: '',
   enableTracing: true,
-  defaultProviders: {},
+  // Istio's install sets prometheus as the default metrics provider (the standard istio_* metrics).
+  defaultProviders: { metrics: ['prometheus'] },
   extensionProviders: BUILTIN_EXTENSION_PROVIDERS,
   defaultConfig: {},
 };

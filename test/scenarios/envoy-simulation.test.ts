@@ -512,7 +512,7 @@ spec:
     const r = clean(translate(yaml, sidecarProxy('shop', { app: 'orders' })));
     const hcm = filters(r.lds.find((l) => l.name === '0.0.0.0_8080')).find((f: any) => f.name === 'envoy.filters.network.http_connection_manager');
     expect(hcm.typed_config.access_log[0].typed_config).toMatchObject({ '@type': 'type.googleapis.com/envoy.extensions.access_loggers.file.v3.FileAccessLog', path: '/dev/stdout' });
-    const tcp = filters(r.lds.find((l) => l.name === '10.96.0.20_5432'))[0];
+    const tcp = filters(r.lds.find((l) => l.name === '10.96.0.20_5432')).find((f: any) => f.name === 'envoy.filters.network.tcp_proxy');
     expect(tcp.typed_config.access_log).toHaveLength(1);
     for (const f of filters(r.lds.find((l) => l.name === 'virtualInbound'))) expect(f.typed_config.access_log).toBeUndefined();
   });

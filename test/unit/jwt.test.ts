@@ -30,7 +30,7 @@ const inboundHttpFilters = (t: ReturnType<typeof translate>) =>
   t.lds
     .find((l) => l.name === 'virtualInbound')!
     .filter_chains.filter((c: any) => c.filter_chain_match?.destination_port === 8080)
-    .map((c: any) => c.filters[0].typed_config.http_filters);
+    .map((c: any) => c.filters.find((f: any) => f.name === 'envoy.filters.network.http_connection_manager').typed_config.http_filters);
 
 describe('RequestAuthentication → jwt_authn', () => {
   it('the seed: one provider, missing token passes, invalid rejected; claims to headers; forward', () => {
@@ -38,8 +38,9 @@ describe('RequestAuthentication → jwt_authn', () => {
     expect(t.refused).toEqual([]);
     expect(t.generationErrors).toBe(0);
     for (const filters of inboundHttpFilters(t)) {
-      expect(filters[0].name).toBe('envoy.filters.http.jwt_authn');
-      const cfg = filters[0].typed_config;
+      // After Istio's peer metadata exchange, before authorization (istiod's order).
+      expect(filters.map((f: any) => f.name).slice(0, 2)).toEqual(['istio.metadata_exchange', 'envoy.filters.http.jwt_authn']);
+      const cfg = filters[1].typed_config;
       expect(cfg.rules).toEqual([{ match: { prefix: '/' }, requires: { requires_any: { requirements: [{ provider_name: 'origins-0' }, { allow_missing: {} }] } } }]);
       expect(cfg.bypass_cors_preflight).toBe(true);
       expect(cfg.providers['origins-0']).toMatchObject({
@@ -68,7 +69,7 @@ describe('RequestAuthentication → jwt_authn', () => {
       jwks: '${UNAVAILABLE_JWKS}'`);
     const t = translate(`${ORDER_API}\n---\n${two}`, sidecarProxy('production', { app: 'order-api' }));
     expect(t.refused).toEqual([]);
-    const cfg = inboundHttpFilters(t)[0][0].typed_config;
+    const cfg = inboundHttpFilters(t)[0].find((f: any) => f.name === 'envoy.filters.http.jwt_authn').typed_config;
     expect(Object.keys(cfg.providers).sort()).toEqual(['origins-0', 'origins-1']);
     expect(cfg.rules[0].requires.requires_any.requirements).toEqual([
       { provider_name: 'origins-0' },
@@ -95,7 +96,7 @@ spec:
 `;
     const t = translate(gw, routerProxy());
     const hcm = t.lds[0]!.filter_chains[0].filters[0].typed_config;
-    expect(hcm.http_filters[0].typed_config.providers['origins-0'].clear_route_cache).toBe(true);
+    expect(hcm.http_filters.find((f: any) => f.name === 'envoy.filters.http.jwt_authn').typed_config.providers['origins-0'].clear_route_cache).toBe(true);
   });
 });
 

@@ -625,7 +625,7 @@ describe('legacy tracing (no Telemetry tracing, no default provider)', () => {
 });
 
 describe('metrics', () => {
-  it('overrides merge per mode; ALL_METRICS disabled drops the provider; nothing goes into Envoy config, a note says so', () => {
+  it('overrides merge per mode; ALL_METRICS disabled drops the provider', () => {
     const push = pushOf(`
 apiVersion: telemetry.istio.io/v1
 kind: Telemetry
@@ -664,13 +664,11 @@ spec:
     ]);
     const server = telemetryFor(push, viewOf('shop'), 'SERVER');
     expect(server.metrics[0]).toMatchObject({ disabled: true, overrides: [] });
-    const { notes, note } = collect();
-    const stats = metricsOverrides(client, note);
+    const stats = metricsOverrides(client, () => {});
     expect(stats[0]!.config.metrics).toEqual([
       { name: 'requests_total', dimensions: { team: "'shop'" }, tags_to_remove: ['request_protocol'] },
       { name: 'my_metric', dimensions: {}, drop: true },
     ]);
-    expect(notes[0]).toMatch(/istio\.stats filter is an Istio proxy extension/);
     expect(metricsOverrides(server, () => {})).toEqual([]);
 
     // A later override that matches the mode turns the provider back on (istiod: disabledAllMetricsProviders.Delete).
@@ -716,7 +714,7 @@ describe('the user\'s seed Telemetry files', () => {
     expect(t.tracing!.custom_tags).toContainEqual({ tag: 'my-tag', literal: { value: '123' } });
   });
 
-  it('036 (REQUEST_COUNT tag override for prometheus): the stats config is computed and noted, no Envoy change', () => {
+  it('036 (REQUEST_COUNT tag override for prometheus): the istio.stats config', () => {
     const push = pushOf(seed('036-'));
     for (const mode of ['CLIENT', 'SERVER'] as TelemetryMode[]) {
       const eff = telemetryFor(push, viewOf('default'), mode);
@@ -728,8 +726,6 @@ describe('the user\'s seed Telemetry files', () => {
         metrics: [{ name: 'requests_total', dimensions: { response_code: 'response.code' } }],
       });
     }
-    const t = telemetry(push, viewOf('default'), 'outbound');
-    expect(t.notes.join('\n')).toMatch(/Telemetry metrics \(prometheus: requests_total\) are not generated/);
   });
 
   it('051 (jaeger, 100%, two literal tags): a jaeger provider in MeshConfig gives zipkin tracing; without one, a note', () => {

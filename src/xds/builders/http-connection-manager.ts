@@ -4,6 +4,7 @@
  * address, client-cert headers, inline vs RDS routes) are parameters.
  */
 import { adsConfigSource, compact, ZERO_DURATION, type Json } from './common.ts';
+import { withIstioHttpFilters, type IstioHttpFilters } from './istio-filters.ts';
 
 export const HCM_FILTER = 'envoy.filters.network.http_connection_manager';
 export const TCP_PROXY_FILTER = 'envoy.filters.network.tcp_proxy';
@@ -26,6 +27,11 @@ export interface HcmOptions {
   routeConfig?: Json;
   /** HTTP filters placed before fault/cors/router (authn, authz, EnvoyFilter-free extensions). */
   filters?: Json[];
+  /**
+   * Istio's proxy-extension filters (istio-filters.ts istioHttpFiltersFor), placed where istiod puts them: metadata
+   * exchange before `filters`, grpc_stats and istio.alpn before fault, istio.stats after cors.
+   */
+  istio?: IstioHttpFilters;
   grpcWeb?: boolean;
   /** HTTP/2 settings on the downstream side (HTTP2/gRPC inbound ports). */
   http2?: boolean;
@@ -54,6 +60,7 @@ export function httpConnectionManager(o: HcmOptions): Json {
   const httpFilters = [...(o.filters ?? [])];
   if (o.grpcWeb) httpFilters.push(GRPC_WEB_HTTP_FILTER);
   httpFilters.push(FAULT_HTTP_FILTER, CORS_HTTP_FILTER, ROUTER_FILTER);
+  const allFilters = o.istio ? withIstioHttpFilters(httpFilters, o.istio) : httpFilters;
   const inbound = o.direction === 'inbound';
   const gateway = o.direction === 'gateway';
   return {
@@ -63,7 +70,7 @@ export function httpConnectionManager(o: HcmOptions): Json {
       stat_prefix: o.statPrefix,
       codec_type: 'AUTO',
       ...(o.rds !== undefined ? { rds: { config_source: adsConfigSource(), route_config_name: o.rds } } : { route_config: o.routeConfig }),
-      http_filters: httpFilters,
+      http_filters: allFilters,
       ...normalization(o.pathNormalization),
       use_remote_address: { value: gateway },
       xff_num_trusted_hops: gateway && o.xffNumTrustedHops ? o.xffNumTrustedHops : undefined,

@@ -1,9 +1,8 @@
 /**
  * The effective Telemetry (model/telemetry.ts) as Envoy config: HCM / tcp_proxy `access_log` entries
  * (pilot/pkg/model/telemetry_logging.go, pilot/pkg/networking/core/accesslog.go), HCM `tracing`
- * (pilot/pkg/networking/core/tracing.go), and the per-metric overrides of Istio's stats filter, which is an Istio
- * proxy extension (`istio.stats`, `stats.PluginConfig`) with no Envoy proto: those are returned as a plain object and
- * reported through `note`, never put into a resource.
+ * (pilot/pkg/networking/core/tracing.go), and the per-metric overrides of Istio's stats filter (`istio.stats`,
+ * `stats.PluginConfig`, an Istio proxy extension whose proto lives in protos/), built by istio-filters.ts.
  */
 import type { ProxyView } from '../../model/proxy-view.ts';
 import type { PushContext } from '../../model/push-context.ts';
@@ -44,8 +43,8 @@ export interface StatsFilterConfig {
 }
 
 /**
- * The Prometheus stats-filter config istiod would generate for this direction (generateStatsConfig), one per
- * prometheus provider with metrics on. Not an Envoy resource: nothing here may be put into a listener.
+ * The Prometheus stats-filter config istiod generates for this direction (generateStatsConfig), one per prometheus
+ * provider with metrics on; istio-filters.ts turns it into the `istio.stats` filters.
  */
 export function metricsOverrides(effective: EffectiveTelemetry, note: Note, options: { inbound?: boolean; gateway?: boolean } = {}): StatsFilterConfig[] {
   const out: StatsFilterConfig[] = [];
@@ -75,12 +74,6 @@ export function metricsOverrides(effective: EffectiveTelemetry, note: Note, opti
       }),
     });
   }
-  if (out.length > 0) {
-    const summary = out
-      .map((s) => `${s.provider}: ${((s.config.metrics as Json[] | undefined) ?? []).map((x) => x.name).join(', ') || 'defaults'}`)
-      .join('; ');
-    note(`Telemetry metrics (${summary}) are not generated: Istio's istio.stats filter is an Istio proxy extension, not an Envoy one`);
-  }
   return out;
 }
 
@@ -101,13 +94,12 @@ export interface HcmTelemetry {
 
 const modeOf = (d: TelemetryDirection) => (d === 'inbound' ? 'SERVER' : 'CLIENT');
 
-/** Access logs, tracing (and the metrics note) for one HTTP connection manager. */
+/** Access logs and tracing for one HTTP connection manager. */
 export function hcmTelemetry(push: PushContext, view: ProxyView, direction: TelemetryDirection, note: Note): HcmTelemetry {
   const effective = telemetryFor(push, view, modeOf(direction));
   for (const n of effective.notes) note(n);
   const accessLog = accessLogs(effective, push.mesh, note);
   const t = tracing(effective, push.mesh, note, { gateway: direction === 'gateway' });
-  metricsOverrides(effective, note, { inbound: direction === 'inbound', gateway: direction === 'gateway' });
   const out: HcmTelemetry = { accessLog };
   if (t) out.tracing = t;
   if (t && effective.tracing) {
@@ -122,6 +114,10 @@ export function hcmTelemetry(push: PushContext, view: ProxyView, direction: Tele
 export function tcpTelemetry(push: PushContext, view: ProxyView, direction: TelemetryDirection, note: Note): { accessLog: Json[] } {
   const effective = telemetryFor(push, view, modeOf(direction));
   for (const n of effective.notes) note(n);
-  metricsOverrides(effective, note, { inbound: direction === 'inbound', gateway: direction === 'gateway' });
   return { accessLog: accessLogs(effective, push.mesh, note) };
+}
+
+/** The istio.stats configs (one per prometheus metrics provider) for one direction's filters. */
+export function statsConfigs(push: PushContext, view: ProxyView, direction: TelemetryDirection, note: Note): StatsFilterConfig[] {
+  return metricsOverrides(telemetryFor(push, view, modeOf(direction)), note, { inbound: direction === 'inbound', gateway: direction === 'gateway' });
 }

@@ -10,6 +10,7 @@ import { inboundPorts } from '../../../model/workload-services.ts';
 import { TypeUrl } from '../../../proto/types.ts';
 import { applyConnectionPool, applyLoadBalancer, applyOutlierDetection } from '../../builders/cluster.ts';
 import { adsConfigSource, struct, type Json } from '../../builders/common.ts';
+import { istioClusterMetadata, metadataExchangeClusterFilter } from '../../builders/istio-filters.ts';
 import { autoMtlsSocketMatches, upstreamTlsSocket } from '../../builders/tls.ts';
 import { effectivePolicy } from '../../builders/traffic-policy.ts';
 import { applyUpstreamProtocol, HTTP_PROTOCOL_OPTIONS, isH2Protocol, upstreamIsH2 } from '../../builders/upstream-protocol.ts';
@@ -110,12 +111,17 @@ function outboundCluster(ctx: GenContext, name: string, port: number, subset: st
     const socket = upstreamTlsSocket({ tls: { mode: 'ISTIO_MUTUAL' }, istioSni: sni, serviceIdentities: serviceIdentities(ctx, service), h2, allowCredentialName: false, note });
     if (socket) cluster.transport_socket_matches = autoMtlsSocketMatches(socket);
   }
-  const istioMeta: Record<string, unknown> = {
+  // Upstream metadata exchange for TCP telemetry rides on the cluster (istiod's TCPClusterMx), on sidecars and gateways.
+  cluster.filters = [metadataExchangeClusterFilter()];
+  const metadata = istioClusterMetadata({
     services: [{ host: service.hostname, name: service.origin.name, namespace: service.origin.namespace }],
-  };
-  if (dr) istioMeta.config = `/apis/networking.istio.io/v1/namespaces/${dr.object.metadata.namespace}/destination-rule/${dr.object.metadata.name}`;
-  if (subset) istioMeta.subset = subset;
-  cluster.metadata = { filter_metadata: { istio: struct(istioMeta) } };
+    defaultOriginalPort: port,
+    ...(subset ? { subset } : {}),
+    ...(dr ? { config: `/apis/networking.istio.io/v1/namespaces/${dr.object.metadata.namespace}/destination-rule/${dr.object.metadata.name}` } : {}),
+    external: service.location === 'MESH_EXTERNAL',
+    disableAlpnOverride: tls?.mode === 'SIMPLE' || tls?.mode === 'MUTUAL',
+  });
+  if (metadata) cluster.metadata = metadata;
   return cluster;
 }
 
