@@ -23,6 +23,11 @@ export interface MeshConfig {
   defaultProviders: TelemetryDefaultProviders;
   /** Named telemetry providers. Istio's built-in `prometheus`, `stackdriver` and `envoy` always exist unless redefined. */
   extensionProviders: ExtensionProvider[];
+  /**
+   * How proxies normalise request paths before routing and authorization (MeshConfig pathNormalization). mizzen's
+   * default is MERGE_SLASHES, not Istio's BASE: `//admin` must not slip past an AuthorizationPolicy on `/admin`.
+   */
+  pathNormalization: 'NONE' | 'BASE' | 'MERGE_SLASHES' | 'DECODE_AND_MERGE_SLASHES';
   /** The mesh-wide ProxyConfig (only what telemetry reads). */
   defaultConfig: MeshProxyConfig;
 }
@@ -55,6 +60,7 @@ export const DEFAULT_MESH: MeshConfig = {
   // Istio's install sets prometheus as the default metrics provider (the standard istio_* metrics).
   defaultProviders: { metrics: ['prometheus'] },
   extensionProviders: BUILTIN_EXTENSION_PROVIDERS,
+  pathNormalization: 'MERGE_SLASHES',
   defaultConfig: {},
 };
 

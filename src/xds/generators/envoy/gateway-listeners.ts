@@ -127,7 +127,7 @@ function gatewayListener(ctx: GenContext, plan: GatewayListenerPlan): Json {
   const http = plan.servers.filter((s) => s.kind === 'http');
   if (http.length > 0) {
     chains.push({
-      filters: [httpConnectionManager({ direction: 'gateway', filters: securityHttpFilters(ctx, true), statPrefix: `outbound_${WILDCARD_ADDRESS}_${plan.port};`, rds: http[0]!.routeName! })],
+      filters: [httpConnectionManager({ direction: 'gateway', filters: securityHttpFilters(ctx, true), pathNormalization: ctx.push.mesh.pathNormalization, statPrefix: `outbound_${WILDCARD_ADDRESS}_${plan.port};`, rds: http[0]!.routeName! })],
     });
   }
   for (const s of plan.servers) {
@@ -147,7 +147,7 @@ function gatewayListener(ctx: GenContext, plan: GatewayListenerPlan): Json {
       chains.push(compact({
         filter_chain_match: names ? { server_names: names } : undefined,
         transport_socket: socket,
-        filters: [httpConnectionManager({ direction: 'gateway', filters: securityHttpFilters(ctx, true), statPrefix: s.server.name ? `${s.server.name};` : `outbound_${WILDCARD_ADDRESS}_${plan.port};`, rds: s.routeName! })],
+        filters: [httpConnectionManager({ direction: 'gateway', filters: securityHttpFilters(ctx, true), pathNormalization: ctx.push.mesh.pathNormalization, statPrefix: s.server.name ? `${s.server.name};` : `outbound_${WILDCARD_ADDRESS}_${plan.port};`, rds: s.routeName! })],
       }));
     } else if (s.kind === 'passthrough') {
       tls = true;

@@ -11,6 +11,7 @@ import { inboundPorts, type InboundPort } from '../../../model/workload-services
 import { compact, ZERO_DURATION, type Json } from '../../builders/common.ts';
 import { ALPN, httpConnectionManager, LISTENER_FILTERS, tcpProxy } from '../../builders/http-connection-manager.ts';
 import { inboundMtlsSocket } from '../../builders/tls.ts';
+import type { MeshConfig } from '../../../model/mesh.ts';
 import type { GenContext } from '../generator.ts';
 import { securityHttpFilters } from './security-filters.ts';
 
@@ -86,7 +87,7 @@ function chain(name: string, spec: ChainSpec, port: number | undefined, filters:
   });
 }
 
-function portChains(p: InboundPort, mode: MtlsMode, security: Json[]): Json[] {
+function portChains(p: InboundPort, mode: MtlsMode, security: Json[], paths: MeshConfig['pathNormalization']): Json[] {
   const cluster = inboundClusterName(p.port);
   const first = p.services[0];
   // A Sidecar ingress port may serve no Service: the decorator then names the port only.
@@ -100,6 +101,7 @@ function portChains(p: InboundPort, mode: MtlsMode, security: Json[]): Json[] {
             statPrefix: `inbound_${WILDCARD_ADDRESS}_${p.port};`,
             routeConfig: inboundRouteConfig(cluster, p.port, operation, grpc),
             filters: security,
+            pathNormalization: paths,
             http2: p.protocol === 'HTTP2' || grpc,
             grpcWeb: p.protocol === 'GRPC-WEB',
           })]
@@ -109,7 +111,7 @@ function portChains(p: InboundPort, mode: MtlsMode, security: Json[]): Json[] {
 }
 
 /** Chains for ports no service declares: to InboundPassthroughCluster, by the workload-wide mode. */
-function passthroughChains(mode: MtlsMode, security: Json[]): Json[] {
+function passthroughChains(mode: MtlsMode, security: Json[], paths: MeshConfig['pathNormalization']): Json[] {
   const specs = chainSpecs('UNKNOWN', mode);
   return specs.map((spec) => {
     const filters =
@@ -119,6 +121,7 @@ function passthroughChains(mode: MtlsMode, security: Json[]): Json[] {
             statPrefix: `${INBOUND_PASSTHROUGH_CLUSTER};`,
             routeConfig: inboundRouteConfig(INBOUND_PASSTHROUGH_CLUSTER, 0, 'InboundPassthroughCluster', false),
             filters: security,
+            pathNormalization: paths,
           })]
         : [tcpProxy({ statPrefix: INBOUND_PASSTHROUGH_CLUSTER, cluster: INBOUND_PASSTHROUGH_CLUSTER })];
     return chain(spec.handling === 'http' ? 'virtualInbound-catchall-http' : 'virtualInbound', spec, undefined, filters);
@@ -131,8 +134,9 @@ export function virtualInboundListener(ctx: GenContext): Json {
     { name: 'virtualInbound-blackhole', filter_chain_match: { destination_port: { value: INBOUND_LISTEN_PORT } }, filters: [tcpProxy({ statPrefix: BLACKHOLE_CLUSTER, cluster: BLACKHOLE_CLUSTER })] },
   ];
   const security = securityHttpFilters(ctx, false);
-  for (const p of inboundPorts(ctx.push, ctx.view)) chains.push(...portChains(p, portMtlsMode(mtls, p.port), security));
-  chains.push(...passthroughChains(mtls.mode, security));
+  const paths = ctx.push.mesh.pathNormalization;
+  for (const p of inboundPorts(ctx.push, ctx.view)) chains.push(...portChains(p, portMtlsMode(mtls, p.port), security, paths));
+  chains.push(...passthroughChains(mtls.mode, security, paths));
   return {
     name: VIRTUAL_INBOUND_LISTENER,
     address: { socket_address: { address: WILDCARD_ADDRESS, port_value: INBOUND_LISTEN_PORT } },

@@ -17,6 +17,7 @@ import { gatewayRoute, gatewayRouteNames } from './gateway-routes.ts';
 import { sidecarListener, sidecarListenerNames } from './sidecar-listeners.ts';
 import { sidecarRoute, sidecarRouteNames } from './sidecar-routes.ts';
 import { withIstioExtensions } from './istio-extensions.ts';
+import { withNetworkAuthorization } from './security-filters.ts';
 import { withTelemetry } from './telemetry.ts';
 
 const isGateway = (ctx: GenContext) => ctx.view.type() === 'router';
@@ -57,7 +58,7 @@ export const envoyListeners: ResourceGenerator = {
   build(ctx, name) {
     const patches = patchesFor(ctx);
     const plain = isGateway(ctx) ? gatewayListenerFor(ctx, name) : sidecarListener(ctx, name);
-    const built = plain && withIstioExtensions(ctx, withTelemetry(ctx, plain));
+    const built = plain && withIstioExtensions(ctx, withTelemetry(ctx, withNetworkAuthorization(ctx, plain)));
     if (!built) return listenersAdded(ctx, patches, new Set(listenerNames(ctx))).find((l) => l.name === name);
     const context = isGateway(ctx) ? GATEWAY_LISTENERS.of(built) : SIDECAR_LISTENERS.of(built);
     return patches.size > 0 ? patchListener(built, context, patches, ctx.note) : built;

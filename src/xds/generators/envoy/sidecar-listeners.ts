@@ -19,7 +19,7 @@ function passthroughChain(ctx: GenContext): Json {
   return { name: 'PassthroughFilterChain', filters: [tcpProxy({ statPrefix: cluster, cluster })] };
 }
 
-function httpChain(plan: OutboundListenerPlan, rds: string): Json {
+function httpChain(ctx: GenContext, plan: OutboundListenerPlan, rds: string): Json {
   return {
     // ALPN only: Envoy does not backtrack between match levels, so a transport_protocol here would make a plain TCP
     // connection pick this branch and then fail on ALPN instead of reaching the TCP chain.
@@ -30,6 +30,7 @@ function httpChain(plan: OutboundListenerPlan, rds: string): Json {
         statPrefix: `outbound_${plan.name};`,
         rds,
         grpcWeb: plan.services.some((s) => s.port.protocol === 'GRPC-WEB'),
+        pathNormalization: ctx.push.mesh.pathNormalization,
       }),
     ],
   };
@@ -47,7 +48,7 @@ function outboundListener(ctx: GenContext, plan: OutboundListenerPlan): Json {
   let tlsInspector = false;
   let httpInspector = false;
   if (plan.kind === 'http') {
-    chains.push(httpChain(plan, String(plan.port)));
+    chains.push(httpChain(ctx, plan, String(plan.port)));
     httpInspector = true;
     listener.default_filter_chain = passthroughChain(ctx);
   } else {
@@ -56,7 +57,7 @@ function outboundListener(ctx: GenContext, plan: OutboundListenerPlan): Json {
     if (tcp.tls.length > 0) tlsInspector = true;
     chains.push(...tcp.tls);
     if (plan.kind === 'auto') {
-      chains.push(httpChain(plan, autoRouteName(service, port.port)));
+      chains.push(httpChain(ctx, plan, autoRouteName(service, port.port)));
       httpInspector = true;
     }
     // The match-all chain is the listener's default, as istiod places it.
