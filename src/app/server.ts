@@ -29,6 +29,7 @@ import type { PushRequest } from '../xds/protocol/provider.ts';
 import { Debouncer } from '../xds/push/debounce.ts';
 import { PushQueue } from '../xds/push/push-queue.ts';
 import { planPush } from './push-planner.ts';
+import { startCa, type CaRuntime, type CaRuntimeOptions } from '../ca/runtime.ts';
 
 export const VERSION = '0.1.0';
 
@@ -48,6 +49,10 @@ export interface ServeOptions {
   sendBudgetBytes?: number;
   /** Check every generated resource against Envoy's schema and validation rules (tests, debugging). */
   verifyXds?: boolean;
+  /** The CA and the TLS port (ADS + IstioCertificateService); absent = no TLS server. */
+  ca?: Omit<CaRuntimeOptions, 'log' | 'registry'>;
+  /** TLS port for ADS and the CA (default 15012; 0 = any free port). */
+  secureXdsPort?: number;
 }
 
 export class MizzenServer {
@@ -61,6 +66,8 @@ export class MizzenServer {
   private readonly queue = new PushQueue();
   private debouncer!: Debouncer<ConfigChange>;
   private grpcServer: grpc.Server | undefined;
+  private secureServer: grpc.Server | undefined;
+  ca: CaRuntime | undefined;
   private monitoring: FastifyInstance | undefined;
   private source: ConfigSource | undefined;
   private pushCounter = 0;
@@ -69,6 +76,7 @@ export class MizzenServer {
   private lastPush: { version: string; reason: string; at: string; proxies: number } | undefined;
   readonly rejected = new Map<string, string[]>();
   xdsPort = 0;
+  secureXdsPort = 0;
   monitoringPort = 0;
 
   constructor(options: ServeOptions) {
@@ -129,11 +137,29 @@ export class MizzenServer {
     this.xdsPort = await new Promise<number>((resolve, reject) =>
       this.grpcServer!.bindAsync(`${this.o.host}:${this.o.xdsPort}`, grpc.ServerCredentials.createInsecure(), (err, port) => (err ? reject(err) : resolve(port))),
     );
+    if (this.o.ca) {
+      // 15012: the CA (IstioCertificateService) and the same ADS, over TLS with a serving certificate from our own CA.
+      // Client certificates are requested but optional (istiod's VerifyClientCertIfGiven): workloads authenticate with
+      // a token or their current certificate, CSRs and ADS streams alike. A grpc.Server of its own, so the plaintext
+      // 15010 never reaches the CA.
+      const ca = await startCa({ ...this.o.ca, log: this.log, registry: this.metrics.registry });
+      this.ca = ca;
+      this.secureServer = new grpc.Server({
+        'grpc.max_receive_message_length': 4 * 1024 * 1024,
+        'grpc.keepalive_time_ms': 30_000,
+        'grpc.keepalive_timeout_ms': 10_000,
+      });
+      ca.service.register(this.secureServer);
+      this.ads.register(this.secureServer, (call) => ca.service.authenticateStream(call));
+      this.secureXdsPort = await new Promise<number>((resolve, reject) =>
+        this.secureServer!.bindAsync(`${this.o.host}:${this.o.secureXdsPort ?? 15012}`, ca.credentials(), (err, port) => (err ? reject(err) : resolve(port))),
+      );
+    }
     this.isReady = true;
     this.monitoring = await startMonitoring({ host: this.o.host, port: this.o.monitoringPort, metrics: this.metrics, debug: this.debugSource() });
     const addr = this.monitoring.server.address();
     this.monitoringPort = typeof addr === 'object' && addr ? addr.port : this.o.monitoringPort;
-    this.log.info({ xds: this.xdsPort, monitoring: this.monitoringPort, objects: this.store.count() }, 'mizzen is serving');
+    this.log.info({ xds: this.xdsPort, secureXds: this.secureXdsPort || undefined, monitoring: this.monitoringPort, objects: this.store.count() }, 'mizzen is serving');
   }
 
   private sink(onSynced: () => void): ConfigSink {
@@ -276,17 +302,20 @@ export class MizzenServer {
     await this.source?.stop();
     this.ads?.closeAll();
     await this.monitoring?.close();
-    if (this.grpcServer) {
-      const server = this.grpcServer;
-      // Graceful for up to 5 s, then forced: a client that never lets go must not hold shutdown forever.
-      await new Promise<void>((resolve) => {
-        const timer = setTimeout(resolve, 5000);
-        server.tryShutdown(() => {
-          clearTimeout(timer);
-          resolve();
+    this.ca?.stop();
+    // Graceful for up to 5 s, then forced: a client that never lets go must not hold shutdown forever.
+    await Promise.all(
+      [this.grpcServer, this.secureServer].map(async (server) => {
+        if (!server) return;
+        await new Promise<void>((resolve) => {
+          const timer = setTimeout(resolve, 5000);
+          server.tryShutdown(() => {
+            clearTimeout(timer);
+            resolve();
+          });
         });
-      });
-      server.forceShutdown();
-    }
+        server.forceShutdown();
+      }),
+    );
   }
 }

@@ -2,7 +2,9 @@
 /**
  * The `mizzen` command. Flags and environment are read here and nowhere else; everything else takes options.
  */
+import fs from 'node:fs';
 import { Command, InvalidArgumentError } from 'commander';
+import { createIntermediate, initRoot, rotateRoot, signOffline, type ToolResult } from '../app/ca-tool.ts';
 import { MizzenServer, VERSION } from '../app/server.ts';
 import { createLogger } from '../shared/log.ts';
 import { parseLabels, renderBootstrap } from '../app/bootstrap.ts';
@@ -28,6 +30,48 @@ function ensureServerHeapFlags(): void {
   process.execve(process.execPath, [process.execPath, SERVER_HEAP_FLAG, ...process.execArgv, ...process.argv.slice(1)], process.env);
 }
 
+const keyType = (v: string): 'rsa' | 'ec' => {
+  if (v !== 'rsa' && v !== 'ec') throw new InvalidArgumentError('must be rsa or ec');
+  return v;
+};
+const positiveInt = (v: string): number => {
+  const n = Number(v);
+  if (!Number.isInteger(n) || n <= 0) throw new InvalidArgumentError('must be a positive integer');
+  return n;
+};
+const collect = (v: string, prev: string[]): string[] => [...prev, v];
+
+/** Runs a `mizzen ca` action: messages to stderr, an error as one line and exit code 1. */
+const caAction =
+  <O>(fn: (opts: O) => Promise<Pick<ToolResult, 'messages'>>) =>
+  async (opts: O) => {
+    try {
+      for (const m of (await fn(opts)).messages) console.error(m);
+    } catch (err) {
+      console.error(`error: ${(err as Error).message}`);
+      process.exitCode = 1;
+    }
+  };
+
+interface ServeFlags {
+  config: string;
+  xdsPort: number;
+  monitoringPort: number;
+  host: string;
+  logLevel: string;
+  verifyXds: boolean;
+  secureXdsPort: number;
+  caDir?: string;
+  pluginCaDir?: string;
+  caKeyType: 'rsa' | 'ec';
+  trustDomain: string;
+  tokenJwks?: string;
+  tokenIssuer?: string;
+  tokenAudience: string[];
+  defaultCertTtl: number;
+  maxCertTtl: number;
+}
+
 const program = new Command();
 program.name('mizzen').description('An Istio-compatible service-mesh control plane').version(VERSION);
 
@@ -40,10 +84,44 @@ program
   .option('--host <address>', 'address to listen on', '0.0.0.0')
   .option('--log-level <level>', 'trace, debug, info, warn, error', process.env.MIZZEN_LOG_LEVEL ?? 'info')
   .option('--verify-xds', 'check every generated resource against the Envoy schema before sending it (slower)', false)
-  .action(async (opts: { config: string; xdsPort: number; monitoringPort: number; host: string; logLevel: string; verifyXds: boolean }) => {
+  .option('--secure-xds-port <port>', 'TLS port: ADS and the Istio CA (needs --ca-dir or --plugin-ca-dir)', port, 15012)
+  .option('--ca-dir <dir>', "mizzen's own CA: folder for ca-cert.pem, ca-key.pem (0600), root-cert.pem; a root is created on first start")
+  .option('--plugin-ca-dir <dir>', 'plug-in CA (the cacerts Secret): ca-cert.pem, ca-key.pem, cert-chain.pem, root-cert.pem; wins over --ca-dir')
+  .option('--ca-key-type <type>', 'key type of a newly created root: rsa (2048) or ec (P-256)', keyType, 'rsa')
+  .option('--trust-domain <domain>', 'SPIFFE trust domain of issued identities', 'cluster.local')
+  .option('--token-jwks <file|url>', 'JWKS of the workload token issuer (bearer-token authentication without Kubernetes)')
+  .option('--token-issuer <iss>', 'issuer (iss) of those tokens, e.g. https://kubernetes.default.svc.cluster.local')
+  .option('--token-audience <aud>', 'accepted token audience (repeatable; default istio-ca)', collect, [])
+  .option('--default-cert-ttl <seconds>', 'workload certificate TTL when a CSR asks for none', positiveInt, 24 * 3600)
+  .option('--max-cert-ttl <seconds>', 'longest workload certificate TTL granted', positiveInt, 90 * 24 * 3600)
+  .action(async (opts: ServeFlags) => {
     ensureServerHeapFlags();
     const log = createLogger({ level: opts.logLevel });
-    const server = new MizzenServer({ configDir: opts.config, host: opts.host, xdsPort: opts.xdsPort, monitoringPort: opts.monitoringPort, log, verifyXds: opts.verifyXds });
+    const caEnabled = opts.caDir !== undefined || opts.pluginCaDir !== undefined;
+    const server = new MizzenServer({
+      configDir: opts.config,
+      host: opts.host,
+      xdsPort: opts.xdsPort,
+      monitoringPort: opts.monitoringPort,
+      log,
+      verifyXds: opts.verifyXds,
+      secureXdsPort: opts.secureXdsPort,
+      ...(caEnabled
+        ? {
+            ca: {
+              trustDomain: opts.trustDomain,
+              ...(opts.caDir ? { caDir: opts.caDir } : {}),
+              ...(opts.pluginCaDir ? { pluginDir: opts.pluginCaDir } : {}),
+              keyType: opts.caKeyType,
+              ...(opts.tokenJwks ? { tokenJwks: opts.tokenJwks } : {}),
+              ...(opts.tokenIssuer ? { tokenIssuer: opts.tokenIssuer } : {}),
+              ...(opts.tokenAudience.length > 0 ? { tokenAudiences: opts.tokenAudience } : {}),
+              defaultTtlSec: opts.defaultCertTtl,
+              maxTtlSec: opts.maxCertTtl,
+            },
+          }
+        : {}),
+    });
     const shutdown = async (signal: string) => {
       log.info({ signal }, 'shutting down');
       await server.stop();
@@ -142,5 +220,44 @@ program
     process.stderr.write(r.stderr);
     process.exitCode = r.code;
   });
+
+const ca = program.command('ca').description('plug-in CA tooling (root, per-cluster intermediates, root rotation) and offline signing; see certs/README.md');
+ca.command('init-root')
+  .description('create a root CA (root-cert.pem, root-key.pem) for a plug-in CA hierarchy; keep it offline')
+  .requiredOption('--dir <dir>', 'output folder')
+  .option('--key-type <type>', 'rsa (4096-bit) or ec (P-256)', keyType, 'rsa')
+  .option('--org <name>', 'subject organisation', 'Istio')
+  .option('--ttl-days <days>', 'validity in days', positiveInt, 3650)
+  .option('--force', 'overwrite existing files', false)
+  .action(caAction((o: { dir: string; keyType: 'rsa' | 'ec'; org: string; ttlDays: number; force: boolean }) => initRoot(o)));
+ca.command('intermediate')
+  .description("create a cluster's plug-in CA (ca-cert.pem, ca-key.pem, cert-chain.pem, root-cert.pem) signed by the root")
+  .requiredOption('--root-dir <dir>', 'folder from init-root')
+  .requiredOption('--out <dir>', 'output folder (then: kubectl create secret generic cacerts -n istio-system --from-file=<dir>)')
+  .requiredOption('--cluster <name>', 'cluster name (the L= of the intermediate)')
+  .option('--key-type <type>', 'rsa (4096-bit) or ec (P-256)', keyType, 'rsa')
+  .option('--ttl-days <days>', 'validity in days', positiveInt, 730)
+  .option('--force', 'overwrite existing files', false)
+  .action(caAction((o: { rootDir: string; out: string; cluster: string; keyType: 'rsa' | 'ec'; ttlDays: number; force: boolean }) => createIntermediate(o)));
+ca.command('rotate-root')
+  .description('renew a root from its existing key (a --ca-dir or an init-root folder); root-cert.pem becomes new + old')
+  .requiredOption('--dir <dir>', 'CA folder')
+  .option('--ttl-days <days>', 'validity of the new root in days', positiveInt, 3650)
+  .action(caAction((o: { dir: string; ttlDays: number }) => rotateRoot(o)));
+ca.command('sign')
+  .description('sign a CSR offline for the given identities; prints the chain (leaf, intermediates, roots)')
+  .requiredOption('--dir <dir>', 'CA folder (--ca-dir or a cacerts set)')
+  .requiredOption('--csr <file>', 'PEM CSR')
+  .requiredOption('--identity <uri>', 'URI SAN, e.g. spiffe://cluster.local/ns/default/sa/default (repeatable)', collect, [])
+  .option('--ttl <seconds>', 'certificate lifetime (default 24 h)', positiveInt)
+  .option('-o, --out <file>', 'write the chain to a file instead of stdout')
+  .action(
+    caAction(async (o: { dir: string; csr: string; identity: string[]; ttl?: number; out?: string }) => {
+      const r = await signOffline({ dir: o.dir, csr: o.csr, identities: o.identity, ...(o.ttl ? { ttlSec: o.ttl } : {}) });
+      if (o.out) fs.writeFileSync(o.out, r.chain);
+      else process.stdout.write(r.chain);
+      return r;
+    }),
+  );
 
 await program.parseAsync(process.argv);

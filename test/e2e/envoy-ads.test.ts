@@ -8,7 +8,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { TypeUrl } from '../../src/proto/types.ts';
 import { AdsClient, type AdsMode } from '../support/ads-client.ts';
-import { eventually, expectNoNacks, startMesh, type TestMesh } from '../support/mesh.ts';
+import { eventually, expectNoNacks, startMesh, testTokenIssuer, type TestMesh } from '../support/mesh.ts';
 
 const GOLDENS = path.join(import.meta.dirname, '..', 'scenarios', 'goldens');
 const files: Record<string, string> = {};
@@ -155,6 +155,36 @@ describe('RequestAuthentication jwksUri, fetched by the control plane', () => {
       c.close();
       await mesh.stop();
       srv.close();
+    }
+  });
+});
+
+describe('the secure port (ADS over TLS, identity checked)', () => {
+  it('a gateway that proves its namespace gets its credentialName secret; a proxy claiming another identity is refused', async () => {
+    const issuer = await testTokenIssuer();
+    const mesh = await startMesh(files, { ca: issuer });
+    const tls = async (ns: string, sa: string) => ({ rootPem: mesh.rootPem(), token: await issuer.token(ns, sa) });
+    const gateway = { kind: 'envoy' as const, type: 'router' as const, pod: 'istio-ingressgateway-0', namespace: 'istio-system', ip: '10.20.9.9', labels: { istio: 'ingressgateway' }, metadata: { SERVICE_ACCOUNT: 'istio-ingressgateway' } };
+    const ok = new AdsClient('delta', mesh.secureXdsPort, gateway, await tls('istio-system', 'istio-ingressgateway'));
+    const imposter = new AdsClient('sotw', mesh.secureXdsPort, gateway, await tls('production', 'myapp'));
+    try {
+      const { sds } = await envoyFetch(ok);
+      expect(sds.map((s) => s.name)).toEqual(['kubernetes://myapp-tls-secret']);
+      expect(sds[0]!.tls_certificate.private_key.inline_bytes).toBe('LS0tLS1CRUdJTiBQUklWQVRFIEtFWS0tLS0tCg==');
+      const res = await fetch(`http://127.0.0.1:${mesh.monitoringPort}/debug/config_dump?proxyID=istio-ingressgateway-0`);
+      const dump = JSON.stringify(await res.json());
+      expect(dump).toContain('[redacted]');
+      expect(dump).not.toContain('LS0tLS1CRUdJTiBQUklWQVRFIEtFWS0tLS0tCg==');
+      imposter.subscribe(TypeUrl.Cluster);
+      expect((await imposter.ended).code).toBe(7); // PERMISSION_DENIED
+      const anonymous = new AdsClient('sotw', mesh.secureXdsPort, gateway, { rootPem: mesh.rootPem() });
+      anonymous.subscribe(TypeUrl.Cluster);
+      expect((await anonymous.ended).code).toBe(16); // UNAUTHENTICATED
+      anonymous.close();
+    } finally {
+      ok.close();
+      imposter.close();
+      await mesh.stop();
     }
   });
 });

@@ -30,6 +30,15 @@ export interface AdsNodeSpec {
   type?: 'sidecar' | 'router';
 }
 
+/** The secure port (15012): the server's root, and the workload's token and/or client certificate. */
+export interface AdsTls {
+  rootPem: string;
+  serverName?: string;
+  token?: string;
+  keyPem?: string;
+  certChainPem?: string;
+}
+
 export interface AdsNode {
   id: string;
   cluster: string;
@@ -105,13 +114,19 @@ export class AdsClient {
   private readonly lastNonce = new Map<string, string>();
   private readonly ackedVersion = new Map<string, string>();
 
-  constructor(mode: AdsMode, port: number, node: AdsNodeSpec = {}) {
+  constructor(mode: AdsMode, port: number, node: AdsNodeSpec = {}, tls?: AdsTls) {
     this.mode = mode;
     this.node = adsNode(node);
-    this.client = new AdsGenericClient(`127.0.0.1:${port}`, grpc.credentials.createInsecure());
+    const creds = tls
+      ? grpc.credentials.createSsl(Buffer.from(tls.rootPem), tls.keyPem ? Buffer.from(tls.keyPem) : null, tls.certChainPem ? Buffer.from(tls.certChainPem) : null)
+      : grpc.credentials.createInsecure();
+    const options = tls ? { 'grpc.ssl_target_name_override': tls.serverName ?? 'istiod.istio-system.svc', 'grpc.default_authority': tls.serverName ?? 'istiod.istio-system.svc' } : {};
+    this.client = new AdsGenericClient(`127.0.0.1:${port}`, creds, options);
     const method = mode === 'sotw' ? 'StreamAggregatedResources' : 'DeltaAggregatedResources';
-    const start = this.client[method] as (this: grpc.Client) => grpc.ClientDuplexStream<Buffer, Buffer>;
-    this.call = start.call(this.client);
+    const start = this.client[method] as (this: grpc.Client, metadata?: grpc.Metadata) => grpc.ClientDuplexStream<Buffer, Buffer>;
+    const md = new grpc.Metadata();
+    if (tls?.token) md.set('authorization', `Bearer ${tls.token}`);
+    this.call = start.call(this.client, md);
     this.call.on('data', (buf: Buffer) => this.onData(buf));
     // A non-OK status is also emitted as 'error'; it is reported through `ended`.
     this.call.on('error', () => {});

@@ -9,22 +9,37 @@ export interface TestMesh {
   server: MizzenServer;
   dir: string;
   xdsPort: number;
+  /** The secure port (0 without `ca`). */
+  secureXdsPort: number;
+  /** The mesh root certificate(s) (with `ca`). */
+  rootPem(): string;
   monitoringPort: number;
   write(file: string, yaml: string): void;
   remove(file: string): void;
   stop(): Promise<void>;
 }
 
-export async function startMesh(files: Record<string, string>, options: { debounceAfterMs?: number; sendBudgetBytes?: number } = {}): Promise<TestMesh> {
+export interface MeshOptions {
+  debounceAfterMs?: number;
+  sendBudgetBytes?: number;
+  /** Start the CA and the secure port (ADS + CA over TLS) with a test token issuer (see tokenFor). */
+  ca?: { jwksFile: string; issuer: string };
+}
+
+export async function startMesh(files: Record<string, string>, options: MeshOptions = {}): Promise<TestMesh> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'mizzen-test-'));
   for (const [f, text] of Object.entries(files)) fs.writeFileSync(path.join(dir, f), text);
   const log = process.env.MIZZEN_TEST_LOG ? createLogger({ level: process.env.MIZZEN_TEST_LOG }) : silentLogger;
-  const server = new MizzenServer({ configDir: dir, host: '127.0.0.1', xdsPort: 0, monitoringPort: 0, log, verifyXds: true, debounceAfterMs: options.debounceAfterMs ?? 50, ...(options.sendBudgetBytes ? { sendBudgetBytes: options.sendBudgetBytes } : {}) });
+  const server = new MizzenServer({ configDir: dir, host: '127.0.0.1', xdsPort: 0, monitoringPort: 0, log, verifyXds: true, debounceAfterMs: options.debounceAfterMs ?? 50, ...(options.sendBudgetBytes ? { sendBudgetBytes: options.sendBudgetBytes } : {}),
+    ...(options.ca ? { secureXdsPort: 0, ca: { trustDomain: 'cluster.local', caDir: path.join(dir, '.ca'), keyType: 'ec' as const, tokenJwks: options.ca.jwksFile, tokenIssuer: options.ca.issuer } } : {}),
+  });
   await server.start();
   return {
     server,
     dir,
     xdsPort: server.xdsPort,
+    secureXdsPort: server.secureXdsPort,
+    rootPem: () => server.ca?.ca.trustBundle().join('') ?? '',
     monitoringPort: server.monitoringPort,
     write: (f, text) => fs.writeFileSync(path.join(dir, f), text),
     remove: (f) => fs.rmSync(path.join(dir, f), { force: true }),
@@ -86,4 +101,26 @@ export async function expectNoNacks(mesh: TestMesh): Promise<void> {
 
 export function yamlDocs(...docs: string[]): string {
   return docs.join('\n---\n');
+}
+
+/** A workload token issuer for the secure port: its JWKS file and Kubernetes-style service account tokens. */
+export async function testTokenIssuer(): Promise<{ jwksFile: string; issuer: string; token(namespace: string, serviceAccount: string): Promise<string> }> {
+  const jose = await import('jose');
+  const { privateKey, publicKey } = await jose.generateKeyPair('ES256');
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'mizzen-issuer-'));
+  const jwksFile = path.join(dir, 'jwks.json');
+  fs.writeFileSync(jwksFile, JSON.stringify({ keys: [{ ...(await jose.exportJWK(publicKey)), kid: 'k', alg: 'ES256', use: 'sig' }] }));
+  const issuer = 'https://kubernetes.default.svc.cluster.local';
+  return {
+    jwksFile,
+    issuer,
+    token: (ns, sa) =>
+      new jose.SignJWT({ 'kubernetes.io': { namespace: ns, serviceaccount: { name: sa } }, sub: `system:serviceaccount:${ns}:${sa}` })
+        .setProtectedHeader({ alg: 'ES256', kid: 'k' })
+        .setIssuer(issuer)
+        .setAudience('istio-ca')
+        .setIssuedAt()
+        .setExpirationTime('10m')
+        .sign(privateKey),
+  };
 }
