@@ -58,3 +58,33 @@ describe('proxyless gRPC mTLS', () => {
     expect(labelled.lds[0]!.filter_chains[0].name).toBe('inbound-mtls');
   });
 });
+
+describe('proxyless gRPC authorization (gRFC A41)', () => {
+  const POLICY = `
+apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata: { name: callers, namespace: shop }
+spec:
+  rules: [{ from: [{ source: { principals: ["cluster.local/ns/shop/sa/frontend"] } }] }]
+---
+apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata: { name: templated, namespace: shop }
+spec:
+  action: DENY
+  rules: [{ to: [{ operation: { paths: ["/admin/{*}/delete"] } }] }]
+`;
+  it('DENY then ALLOW filters with unique names before the router; unsupported matchers fail closed', () => {
+    const t = translate(`${SERVICE}\n---\n${STRICT}\n---\n${POLICY}`, grpcProxy('shop', {}, [SERVER_LISTENER]));
+    expect(t.generationErrors).toBe(0);
+    const filters = t.lds[0]!.filter_chains[0].filters[0].typed_config.http_filters;
+    expect(filters.map((f: any) => f.name)).toEqual(['envoy.filters.http.rbac.DENY', 'envoy.filters.http.rbac', 'envoy.filters.http.router']);
+    // The uri_template path gRPC cannot evaluate: the DENY rule widens to match everything.
+    const deny = Object.values(filters[0].typed_config.rules.policies as Record<string, any>)[0];
+    expect(JSON.stringify(deny.permissions)).not.toContain('uri_template');
+    expect(JSON.stringify(deny.permissions)).toContain('"any":true');
+    const allow = Object.values(filters[1].typed_config.rules.policies as Record<string, any>)[0];
+    expect(JSON.stringify(allow.principals)).toContain('spiffe://cluster.local/ns/shop/sa/frontend');
+    expect(t.notes.join('\n')).toMatch(/uri_template matchers are not implemented by gRPC/);
+  });
+});

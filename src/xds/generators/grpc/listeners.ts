@@ -7,6 +7,8 @@ import { GRPC_INBOUND_LISTENER_PREFIX, clusterName, joinHostPort, splitHostPort 
 import { TypeUrl } from '../../../proto/types.ts';
 import { adsConfigSource, type Json } from '../../builders/common.ts';
 import { grpcDownstreamMtlsSocket } from '../../builders/tls.ts';
+import { grpcRbacHttpFilters } from '../../builders/grpc-rbac.ts';
+import { authorizationPoliciesFor } from '../../../model/authorization.ts';
 import { portMtlsMode, workloadMtls } from '../../../model/peer-authentication-mode.ts';
 import type { GenContext, ResourceGenerator } from '../generator.ts';
 import { resolveService } from './resolve.ts';
@@ -41,6 +43,7 @@ function serverListener(ctx: GenContext, name: string): Json | undefined {
   // plaintext on one port), so like istiod it means plaintext — unless the pod is labelled tlsMode=istio.
   const mode = portMtlsMode(workloadMtls(ctx.push, ctx.view), port);
   const mtls = mode === 'STRICT' || (mode === 'PERMISSIVE' && ctx.view.selectedBy({ 'security.istio.io/tlsMode': 'istio' }));
+  const rbac = grpcRbacHttpFilters(authorizationPoliciesFor(ctx.push, ctx.view, ctx.note), { trustDomain: ctx.push.mesh.trustDomain }, ctx.note);
   return {
     name,
     // gRPC's XdsServer serves only when this equals the address it bound, exactly.
@@ -60,7 +63,7 @@ function serverListener(ctx: GenContext, name: string): Json | undefined {
                 name: 'inbound',
                 virtual_hosts: [{ name: 'inbound', domains: ['*'], routes: [{ match: { prefix: '/' }, non_forwarding_action: {} }] }],
               },
-              http_filters: [ROUTER],
+              http_filters: [...rbac, ROUTER],
             },
           },
         ],
