@@ -166,6 +166,7 @@ program
   .option('--xds-address <host:port>', 'mizzen TLS xDS address', 'mizzen.istio-system.svc:15012')
   .option('--via-agent', 'reach the control plane through the agent local xDS socket (as istio-proxy does)', false)
   .option('--sotw', 'state-of-the-world ADS instead of delta', false)
+  .option('--plain-envoy', 'the proxy is plain Envoy without Istio\'s proxy extensions (mizzen\'s proxy image)', process.env.PROXY_EXTENSIONS === 'envoy')
   .option('-o, --output <format>', 'json or yaml', 'json')
   .action((opts: Record<string, string | boolean>) => {
     const type = opts.type === 'router' ? 'router' : opts.type === 'sidecar' ? 'sidecar' : undefined;
@@ -187,6 +188,7 @@ program
           delta: !opts.sotw,
           viaAgent: opts.viaAgent === true,
           istioVersion: VERSION,
+          ...(opts.plainEnvoy === true ? { proxyExtensions: 'envoy' as const } : {}),
         },
         opts.output === 'yaml' ? 'yaml' : 'json',
       ),

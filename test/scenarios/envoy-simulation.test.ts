@@ -576,3 +576,14 @@ endpoints:
     expect(r.cds.find((c) => c.name === 'outbound|5432||db.shop.svc.cluster.local')!.type).toBe('EDS');
   });
 });
+
+describe('plain Envoy (mizzen\'s proxy image)', () => {
+  it('gets no Istio proxy-extension filters when its node says PROXY_EXTENSIONS=envoy', () => {
+    const proxy = sidecarProxy('bookinfo', { app: 'productpage' });
+    const istio = clean(translate(BOOKINFO, proxy));
+    expect(JSON.stringify(istio.lds)).toContain('istio.stats');
+    const plain = clean(translate(BOOKINFO, { ...proxy, metadata: { ...proxy.metadata, PROXY_EXTENSIONS: 'envoy' } }));
+    const all = JSON.stringify([plain.lds, plain.cds]);
+    for (const name of ['istio.stats', 'istio.metadata_exchange', 'istio.alpn', 'io.istio', 'envoy.tcp.metadataexchange']) expect(all).not.toContain(name);
+  });
+});

@@ -23,6 +23,8 @@ export interface BootstrapOptions {
   delta: boolean;
   viaAgent: boolean;
   istioVersion: string;
+  /** `envoy`: plain Envoy without Istio's proxy extensions (mizzen's proxy image); the control plane leaves them out. */
+  proxyExtensions?: 'istio' | 'envoy';
   locality?: { region?: string; zone?: string; sub_zone?: string };
 }
 
@@ -130,6 +132,7 @@ export function buildBootstrap(o: BootstrapOptions): Json {
     ENVOY_STATUS_PORT: 15021,
     ENVOY_PROMETHEUS_PORT: 15090,
     PILOT_SAN: [o.xdsSan],
+    ...(o.proxyExtensions === 'envoy' ? { PROXY_EXTENSIONS: 'envoy' } : {}),
   };
   const adsSource = { ads: {}, initial_fetch_timeout: ZERO_DURATION, resource_api_version: 'V3' };
   return {

@@ -18,6 +18,7 @@ import type { GenContext, ResourceGenerator } from '../generator.ts';
 import { outboundClusterNames } from '../outbound-names.ts';
 import { serviceIdentities } from '../service-identities.ts';
 import { autoPassthroughClusterNames } from './gateway-listeners.ts';
+import { hasIstioExtensions } from './istio-extensions.ts';
 
 const MAX_UINT32 = 4294967295;
 const DEFAULT_CIRCUIT_BREAKERS = {
@@ -112,7 +113,7 @@ function outboundCluster(ctx: GenContext, name: string, port: number, subset: st
     if (socket) cluster.transport_socket_matches = autoMtlsSocketMatches(socket);
   }
   // Upstream metadata exchange for TCP telemetry rides on the cluster (istiod's TCPClusterMx), on sidecars and gateways.
-  cluster.filters = [metadataExchangeClusterFilter()];
+  if (hasIstioExtensions(ctx)) cluster.filters = [metadataExchangeClusterFilter()];
   const metadata = istioClusterMetadata({
     services: [{ host: service.hostname, name: service.origin.name, namespace: service.origin.namespace }],
     defaultOriginalPort: port,

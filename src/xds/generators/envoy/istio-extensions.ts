@@ -15,7 +15,16 @@ export function listenerDirection(ctx: GenContext, listener: Json): IstioFilterD
   return listener.traffic_direction === 'INBOUND' ? 'inbound' : 'outbound';
 }
 
+/**
+ * Whether the proxy runs Istio's proxy build (the default: Envoy that ever talked to istiod does). mizzen's own proxy
+ * image runs plain Envoy and says so with node metadata PROXY_EXTENSIONS=envoy; Envoy would reject the Istio filters.
+ */
+export function hasIstioExtensions(ctx: GenContext): boolean {
+  return ctx.view.metadata('PROXY_EXTENSIONS') !== 'envoy';
+}
+
 export function withIstioExtensions(ctx: GenContext, listener: Json): Json {
+  if (!hasIstioExtensions(ctx)) return listener;
   const direction = listenerDirection(ctx, listener);
   const stats = ctx.memo(`istio-stats:${direction}`, (c) => statsConfigs(c.push, c.view, direction, c.note));
   const http = istioHttpFiltersFor(direction, { stats });
