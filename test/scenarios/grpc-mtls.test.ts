@@ -53,6 +53,8 @@ describe('proxyless gRPC mTLS', () => {
     const chain = strict.lds[0]!.filter_chains[0];
     expect(chain.name).toBe('inbound-mtls');
     expect(chain.transport_socket.typed_config.require_client_certificate).toBe(true);
+    // Differs from the plaintext chain's on purpose: grpc-js applies a TLS-mode switch only if the HCM bytes change.
+    expect(chain.filters[0].typed_config.stat_prefix).toBe('inbound_mtls_7070');
     expect(translate(SERVICE, grpcProxy('shop', {}, [SERVER_LISTENER])).lds[0]!.filter_chains[0].transport_socket).toBeUndefined();
     const labelled = translate(SERVICE, grpcProxy('shop', { 'security.istio.io/tlsMode': 'istio' }, [SERVER_LISTENER]));
     expect(labelled.lds[0]!.filter_chains[0].name).toBe('inbound-mtls');

@@ -58,7 +58,13 @@ function serverListener(ctx: GenContext, name: string): Json | undefined {
             name: 'inbound-hcm',
             typed_config: {
               '@type': HCM,
-              stat_prefix: `inbound_${port}`,
+              // The mTLS chain's stat_prefix differs on purpose. grpc-js-xds (1.14 server-listener.ts,
+              // filterChainsEquivalent) skips a Listener update it deems equivalent, comparing each chain's HCM bytes
+              // and then transport_socket with an inverted null check: an update that only removes TLS (STRICT →
+              // PERMISSIVE) is ignored, so the server stays TLS, and one that only adds it (→ STRICT) throws an
+              // uncaught TypeError and the server stays plaintext (test/e2e/grpc-mtls.test.ts). Different HCM bytes
+              // whenever the TLS mode differs make grpc-js apply the change; gRPC ignores stat_prefix otherwise.
+              stat_prefix: mtls ? `inbound_mtls_${port}` : `inbound_${port}`,
               route_config: {
                 name: 'inbound',
                 virtual_hosts: [{ name: 'inbound', domains: ['*'], routes: [{ match: { prefix: '/' }, non_forwarding_action: {} }] }],
