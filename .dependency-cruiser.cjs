@@ -72,11 +72,35 @@ module.exports = {
       to: { path: '^src/xds/' },
     },
     {
+      name: 'agent-is-workload-side',
+      comment:
+        'the workload agent (mizzen agent) runs in the pod: it may use shared, proto, the bootstrap builder, the client-side CA helpers (CSR, keys, the service client) and the config kinds types, never the control plane (generators, app, model).',
+      severity: 'error',
+      from: { path: '^src/agent/' },
+      to: {
+        path: '^src/',
+        pathNot: ['^src/agent/', '^src/shared/', '^src/proto/', '^src/xds/builders/bootstrap\\.ts$', '^src/ca/(csr|keys|service)\\.ts$', '^src/config/kinds/'],
+      },
+    },
+    {
       name: 'only-app-composes',
       comment: 'only app (and cli through app) may import across every layer.',
       severity: 'error',
       from: { path: '^src/', pathNot: ['^src/app/', '^src/cli/'] },
       to: { path: '^src/(app|cli)/' },
+    },
+    {
+      name: 'iptables-imports-only-shared',
+      comment: 'the istio-init traffic capture (mizzen iptables) knows nothing of the mesh model or xDS.',
+      severity: 'error',
+      from: { path: '^src/iptables/' },
+      to: { path: '^src/', pathNot: ['^src/iptables/', '^src/shared/'] },
+    },
+    {
+      name: 'iptables-rules-are-pure',
+      severity: 'error',
+      from: { path: '^src/iptables/(options|rules|cidr)\\.ts$' },
+      to: { dependencyTypes: ['core', 'npm'] },
     },
     {
       name: 'cli-is-thin',

@@ -8,6 +8,7 @@ import { createIntermediate, initRoot, rotateRoot, signOffline, type ToolResult 
 import { MizzenServer, VERSION } from '../app/server.ts';
 import { createLogger } from '../shared/log.ts';
 import { parseLabels, renderBootstrap } from '../app/bootstrap.ts';
+import { runIptables, type IptablesFlags } from '../app/iptables.ts';
 import { runProxyConfig, type ProxyConfigOptions } from './proxy-config.ts';
 import { validatePaths } from './validate.ts';
 
@@ -193,6 +194,42 @@ program
         opts.output === 'yaml' ? 'yaml' : 'json',
       ),
     );
+  });
+
+program
+  .command('iptables')
+  .alias('istio-iptables')
+  .description("set up the sidecar's traffic capture as istio-init does (istio-iptables flags; unset flags fall back to env, e.g. ISTIO_INBOUND_PORTS)")
+  .option('-p, --envoy-port <port>', 'outbound capture port (default 15001)')
+  .option('-z, --inbound-capture-port <port>', 'inbound capture port (default 15006)')
+  .option('-e, --inbound-tunnel-port <port>', 'HBONE tunnel port, never captured (default 15008)')
+  .option('-u, --proxy-uid <uids>', 'uid(s) of the proxy, never captured (default: uid of ENVOY_USER, else 1337)')
+  .option('-g, --proxy-gid <gids>', 'gid(s) of the proxy (default: the uids)')
+  .option('-m, --istio-inbound-interception-mode <mode>', 'REDIRECT or TPROXY (default REDIRECT)')
+  .option('-t, --istio-inbound-tproxy-mark <mark>', 'TPROXY packet mark (default 1337)')
+  .option('-r, --istio-inbound-tproxy-route-table <table>', 'TPROXY routing table (default 133)')
+  .option('-b, --istio-inbound-ports <ports>', 'inbound ports to capture: "*" or a list; empty: none')
+  .option('-d, --istio-local-exclude-ports <ports>', 'inbound ports not captured when -b is "*" (the injector passes 15090,15021,15020)')
+  .option('-c, --istio-exclude-interfaces <nics>', 'interfaces never captured')
+  .option('-i, --istio-service-cidr <cidrs>', 'outbound destinations to capture: "*" or CIDRs; empty: none')
+  .option('-x, --istio-service-exclude-cidr <cidrs>', 'outbound destinations never captured')
+  .option('-q, --istio-outbound-ports <ports>', 'outbound ports always captured')
+  .option('-o, --istio-local-outbound-ports-exclude <ports>', 'outbound ports never captured')
+  .option('-k, --kube-virt-interfaces <nics>', 'virtual interfaces whose inbound traffic is treated as outbound')
+  .option('--redirect-dns [bool]', 'capture DNS to the agent on 15053 (default: ISTIO_META_DNS_CAPTURE)')
+  .option('--capture-all-dns [bool]', 'with --redirect-dns: all of port 53, not only the resolv.conf servers')
+  .option('--drop-invalid [bool]', 'drop conntrack-INVALID packets (default: INVALID_DROP)')
+  .option('--dual-stack [bool]', 'IPv6 rules when the pod has any IPv6 address (default: ISTIO_AGENT_DUAL_STACK)')
+  .option('-n, --dry-run [bool]', 'print the rules, apply nothing')
+  .option('--skip-rule-apply [bool]', 'print the rules, apply nothing')
+  .option('--force-apply', 'accepted for compatibility (rules are always applied)')
+  .option('--log_output_level <levels>', 'accepted for compatibility (the injector passes it)')
+  .option('--log_as_json', 'accepted for compatibility')
+  .action((opts: IptablesFlags) => {
+    const r = runIptables(opts, process.env);
+    process.stdout.write(r.stdout);
+    process.stderr.write(r.stderr);
+    process.exitCode = r.code;
   });
 
 program
