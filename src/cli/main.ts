@@ -299,4 +299,46 @@ ca.command('sign')
     }),
   );
 
+program
+  .command('agent')
+  .description('the workload agent of an istio-proxy container: certificates over SDS, Envoy (started, restarted, drained), status port 15020')
+  .argument('[type]', 'sidecar or router (gateway)', 'sidecar')
+  .option('--status-port <port>', 'status port: /healthz/ready, /app-health/..., /stats/prometheus (default: PROXY_CONFIG statusPort, else 15020)', port)
+  .option('--envoy-binary <path>', 'the envoy executable (default: ENVOY_BINARY, else PROXY_CONFIG binaryPath, else /usr/local/bin/envoy)')
+  .option('--bootstrap <file>', 'start Envoy with this bootstrap instead of writing <configPath>/envoy-rev.json')
+  .option('--domain <domain>', 'pod DNS domain <ns>.svc.<suffix>, as the injector passes it (sets the cluster domain suffix)')
+  .option('--proxyLogLevel <level>', "Envoy's log level, optionally with component levels: warning, or info,misc:error", 'warning')
+  .option('--proxyComponentLogLevel <levels>', "Envoy's component log levels when --proxyLogLevel names none", 'misc:error')
+  .option('--concurrency <n>', 'Envoy worker threads, 0 = all cores (default: PROXY_CONFIG concurrency, else the CPU limit)', (v: string) => {
+    const n = Number(v);
+    if (!Number.isInteger(n) || n < 0) throw new InvalidArgumentError('must be a non-negative integer');
+    return n;
+  })
+  .option('--log_output_level <levels>', "Istio's agent log levels (default:info,...): the default scope's level is the agent's")
+  .option('--log-level <level>', 'agent log level: trace, debug, info, warn, error', process.env.MIZZEN_LOG_LEVEL ?? 'info')
+  .action(async (type: string, opts: { statusPort?: number; envoyBinary?: string; bootstrap?: string; domain?: string; proxyLogLevel: string; proxyComponentLogLevel: string; concurrency?: number; log_output_level?: string; logLevel: string }) => {
+    const { resolveAgentOptions, startAgent } = await import('../app/agent.ts');
+    const istioLevel = /(?:^|,)default:(debug|info|warn|error|none)(?:,|$)/.exec(opts.log_output_level ?? '')?.[1];
+    const log = createLogger({ level: istioLevel === 'none' ? 'silent' : (istioLevel ?? opts.logLevel) });
+    const { log_output_level: _ignored, logLevel: _level, ...flags } = opts;
+    const resolved = resolveAgentOptions(process.env, { ...flags, type }, process.cwd(), log);
+    if (!resolved.ok) {
+      for (const e of resolved.errors) console.error(`error: ${e}`);
+      process.exit(1);
+    }
+    let agent: Awaited<ReturnType<typeof startAgent>>;
+    try {
+      agent = await startAgent(resolved.value);
+    } catch (err) {
+      log.fatal({ err }, 'the agent could not start');
+      console.error(`error: ${(err as Error).message}`);
+      process.exit(1);
+    }
+    process.once('SIGINT', () => void agent.shutdown('SIGINT'));
+    process.once('SIGTERM', () => void agent.shutdown('SIGTERM'));
+    const result = await agent.done;
+    if (result.message) console.error(`error: ${result.message}`);
+    process.exit(result.code);
+  });
+
 await program.parseAsync(process.argv);
