@@ -18,7 +18,7 @@ COPY package.json ./
 COPY bin ./bin
 COPY protos ./protos
 USER 1337:1337
-# 15010 xDS (plaintext), 15012 xDS + CA over TLS, 15014 monitoring; 15017 (webhooks) arrives with later work.
-EXPOSE 15010 15012 15014
+# 15010 xDS (plaintext), 15012 xDS + CA over TLS, 15014 monitoring, 15017 injection webhook (HTTPS).
+EXPOSE 15010 15012 15014 15017
 ENTRYPOINT ["node", "/app/bin/mizzen.js"]
 CMD ["serve", "--config", "/etc/mizzen/config"]

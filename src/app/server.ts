@@ -30,6 +30,8 @@ import { Debouncer } from '../xds/push/debounce.ts';
 import { PushQueue } from '../xds/push/push-queue.ts';
 import { planPush } from './push-planner.ts';
 import { startCa, type CaRuntime, type CaRuntimeOptions } from '../ca/runtime.ts';
+import { resolveInjectorConfig } from '../webhook/inject.ts';
+import { startWebhookServer, type WebhookServer } from '../webhook/server.ts';
 
 export const VERSION = '0.1.0';
 
@@ -53,6 +55,8 @@ export interface ServeOptions {
   ca?: Omit<CaRuntimeOptions, 'log' | 'registry'>;
   /** TLS port for ADS and the CA (default 15012; 0 = any free port). */
   secureXdsPort?: number;
+  /** The sidecar injection webhook's HTTPS port (default 15017; 0 = any free port); served when the CA runs. */
+  webhookPort?: number;
 }
 
 export class MizzenServer {
@@ -67,6 +71,8 @@ export class MizzenServer {
   private debouncer!: Debouncer<ConfigChange>;
   private grpcServer: grpc.Server | undefined;
   private secureServer: grpc.Server | undefined;
+  private webhook: WebhookServer | undefined;
+  webhookPort = 0;
   ca: CaRuntime | undefined;
   private monitoring: FastifyInstance | undefined;
   private source: ConfigSource | undefined;
@@ -154,12 +160,23 @@ export class MizzenServer {
       this.secureXdsPort = await new Promise<number>((resolve, reject) =>
         this.secureServer!.bindAsync(`${this.o.host}:${this.o.secureXdsPort ?? 15012}`, ca.credentials(), (err, port) => (err ? reject(err) : resolve(port))),
       );
+      // 15017: the injection webhook over HTTPS, with the same serving certificate (renewed with it).
+      const trustDomain = this.o.ca.trustDomain;
+      this.webhook = await startWebhookServer({
+        host: this.o.host,
+        port: this.o.webhookPort ?? 15017,
+        tls: { getCertificate: () => ({ key: ca.serving.current.key, cert: ca.serving.current.certChain }) },
+        registry: this.metrics.registry,
+        config: () => resolveInjectorConfig({ mesh: { trustDomain }, values: { proxyImage: `mizzen/proxy:${VERSION}` } }),
+        log: this.log.child({ scope: 'webhook' }),
+      });
+      this.webhookPort = this.webhook.port;
     }
     this.isReady = true;
     this.monitoring = await startMonitoring({ host: this.o.host, port: this.o.monitoringPort, metrics: this.metrics, debug: this.debugSource() });
     const addr = this.monitoring.server.address();
     this.monitoringPort = typeof addr === 'object' && addr ? addr.port : this.o.monitoringPort;
-    this.log.info({ xds: this.xdsPort, secureXds: this.secureXdsPort || undefined, monitoring: this.monitoringPort, objects: this.store.count() }, 'mizzen is serving');
+    this.log.info({ xds: this.xdsPort, secureXds: this.secureXdsPort || undefined, webhook: this.webhookPort || undefined, monitoring: this.monitoringPort, objects: this.store.count() }, 'mizzen is serving');
   }
 
   private sink(onSynced: () => void): ConfigSink {
@@ -302,6 +319,7 @@ export class MizzenServer {
     await this.source?.stop();
     this.ads?.closeAll();
     await this.monitoring?.close();
+    await this.webhook?.close();
     this.ca?.stop();
     // Graceful for up to 5 s, then forced: a client that never lets go must not hold shutdown forever.
     await Promise.all(

@@ -62,6 +62,7 @@ interface ServeFlags {
   logLevel: string;
   verifyXds: boolean;
   secureXdsPort: number;
+  webhookPort: number;
   caDir?: string;
   pluginCaDir?: string;
   caKeyType: 'rsa' | 'ec';
@@ -86,6 +87,7 @@ program
   .option('--log-level <level>', 'trace, debug, info, warn, error', process.env.MIZZEN_LOG_LEVEL ?? 'info')
   .option('--verify-xds', 'check every generated resource against the Envoy schema before sending it (slower)', false)
   .option('--secure-xds-port <port>', 'TLS port: ADS and the Istio CA (needs --ca-dir or --plugin-ca-dir)', port, 15012)
+  .option('--webhook-port <port>', 'HTTPS port of the sidecar injection webhook (served with the CA)', port, 15017)
   .option('--ca-dir <dir>', "mizzen's own CA: folder for ca-cert.pem, ca-key.pem (0600), root-cert.pem; a root is created on first start")
   .option('--plugin-ca-dir <dir>', 'plug-in CA (the cacerts Secret): ca-cert.pem, ca-key.pem, cert-chain.pem, root-cert.pem; wins over --ca-dir')
   .option('--ca-key-type <type>', 'key type of a newly created root: rsa (2048) or ec (P-256)', keyType, 'rsa')
@@ -107,6 +109,7 @@ program
       log,
       verifyXds: opts.verifyXds,
       secureXdsPort: opts.secureXdsPort,
+      webhookPort: opts.webhookPort,
       ...(caEnabled
         ? {
             ca: {
@@ -255,6 +258,23 @@ program
   .option('--status <status>', 'endpoints: only this health status (HEALTHY, UNHEALTHY, ...)')
   .action(async (type: string, proxy: string, opts: ProxyConfigOptions) => {
     const r = await runProxyConfig(type, proxy, opts);
+    process.stdout.write(r.stdout);
+    process.stderr.write(r.stderr);
+    process.exitCode = r.code;
+  });
+
+program
+  .command('kube-inject')
+  .description('inject the sidecar into the Pods and workload pod templates of Kubernetes YAML, offline, as istioctl kube-inject does')
+  .requiredOption('-f, --filename <file>', 'input YAML, multi-document (- for stdin)')
+  .option('-o, --output <file>', 'write the result to this file instead of stdout')
+  .option('--meshConfigFile <file>', 'MeshConfig YAML (or the istio ConfigMap): trustDomain, meshId, defaultConfig, enablePrometheusMerge')
+  .option('--revision <rev>', 'the control-plane revision to inject for', 'default')
+  .option('--proxy-image <image>', 'image of istio-proxy and istio-init', `mizzen/proxy:${VERSION}`)
+  .option('--native-sidecars', 'istio-proxy as a native sidecar (an init container with restartPolicy Always; Kubernetes >= 1.29)', false)
+  .action(async (opts: { filename: string; output?: string; meshConfigFile?: string; revision: string; proxyImage: string; nativeSidecars: boolean }) => {
+    const { runKubeInject } = await import('../app/kube-inject.ts');
+    const r = runKubeInject(opts);
     process.stdout.write(r.stdout);
     process.stderr.write(r.stderr);
     process.exitCode = r.code;

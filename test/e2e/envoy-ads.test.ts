@@ -181,6 +181,20 @@ describe('the secure port (ADS over TLS, identity checked)', () => {
       anonymous.subscribe(TypeUrl.Cluster);
       expect((await anonymous.ended).code).toBe(16); // UNAUTHENTICATED
       anonymous.close();
+
+      // The injection webhook runs beside it on HTTPS, with the same serving certificate from mizzen's CA.
+      const review = { apiVersion: 'admission.k8s.io/v1', kind: 'AdmissionReview', request: { uid: 'u1', namespace: 'shop', operation: 'CREATE', object: { apiVersion: 'v1', kind: 'Pod', metadata: { name: 'p', namespace: 'shop' }, spec: { containers: [{ name: 'app', image: 'app' }] } } } };
+      const https = await import('node:https');
+      const answer = await new Promise<Body>((resolve, reject) => {
+        const req = https.request({ host: '127.0.0.1', port: mesh.webhookPort, path: '/inject', method: 'POST', ca: mesh.rootPem(), servername: 'istiod.istio-system.svc', headers: { 'content-type': 'application/json' } }, (res) => {
+          let body = '';
+          res.on('data', (c) => (body += c));
+          res.on('end', () => resolve(JSON.parse(body) as Body));
+        });
+        req.on('error', reject);
+        req.end(JSON.stringify(review));
+      });
+      expect(answer.response).toMatchObject({ uid: 'u1', allowed: true });
     } finally {
       ok.close();
       imposter.close();

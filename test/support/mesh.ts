@@ -11,6 +11,8 @@ export interface TestMesh {
   xdsPort: number;
   /** The secure port (0 without `ca`). */
   secureXdsPort: number;
+  /** The injection webhook's HTTPS port (0 without `ca`). */
+  webhookPort: number;
   /** The mesh root certificate(s) (with `ca`). */
   rootPem(): string;
   monitoringPort: number;
@@ -31,7 +33,7 @@ export async function startMesh(files: Record<string, string>, options: MeshOpti
   for (const [f, text] of Object.entries(files)) fs.writeFileSync(path.join(dir, f), text);
   const log = process.env.MIZZEN_TEST_LOG ? createLogger({ level: process.env.MIZZEN_TEST_LOG }) : silentLogger;
   const server = new MizzenServer({ configDir: dir, host: '127.0.0.1', xdsPort: 0, monitoringPort: 0, log, verifyXds: true, debounceAfterMs: options.debounceAfterMs ?? 50, ...(options.sendBudgetBytes ? { sendBudgetBytes: options.sendBudgetBytes } : {}),
-    ...(options.ca ? { secureXdsPort: 0, ca: { trustDomain: 'cluster.local', caDir: path.join(dir, '.ca'), keyType: 'ec' as const, tokenJwks: options.ca.jwksFile, tokenIssuer: options.ca.issuer } } : {}),
+    ...(options.ca ? { secureXdsPort: 0, webhookPort: 0, ca: { trustDomain: 'cluster.local', caDir: path.join(dir, '.ca'), keyType: 'ec' as const, tokenJwks: options.ca.jwksFile, tokenIssuer: options.ca.issuer } } : {}),
   });
   await server.start();
   return {
@@ -39,6 +41,7 @@ export async function startMesh(files: Record<string, string>, options: MeshOpti
     dir,
     xdsPort: server.xdsPort,
     secureXdsPort: server.secureXdsPort,
+    webhookPort: server.webhookPort,
     rootPem: () => server.ca?.ca.trustBundle().join('') ?? '',
     monitoringPort: server.monitoringPort,
     write: (f, text) => fs.writeFileSync(path.join(dir, f), text),
