@@ -9,6 +9,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { ensureIptablesTools } from '../infra/iptables-tools.ts';
 import { runIptables } from '../../src/app/iptables.ts';
 import { applyRules, renderPlan, type Exec } from '../../src/iptables/apply.ts';
 import { parsePrefix } from '../../src/iptables/cidr.ts';
@@ -548,6 +549,10 @@ describe('mizzen iptables (the command)', () => {
 
 /** Where a real test can run: a fresh network namespace, real iptables, root for a uid map that holds uid 1337. */
 function netnsSupport(): string | undefined {
+  // Machines without iptables get it unpacked into a cache outside the repo (test/infra/iptables-tools.ts).
+  const tools = ensureIptablesTools();
+  if (tools.binDir) process.env.PATH = `${tools.binDir}${path.delimiter}${process.env.PATH ?? ''}`;
+  else if (tools.reason) return tools.reason;
   const iptablesRestore = (process.env.PATH ?? '').split(path.delimiter).some((d) => d !== '' && fs.existsSync(path.join(d, 'iptables-restore')));
   if (spawnSync('unshare', ['-rn', 'true']).status !== 0) return 'unshare -rn does not work here';
   if (!iptablesRestore) return 'no iptables-restore on PATH';
