@@ -103,6 +103,44 @@ module.exports = {
       to: { dependencyTypes: ['core', 'npm'] },
     },
     {
+      name: 'analyze-is-pure',
+      comment:
+        'the analyzers of mizzen analyze read only the config kinds, the model and shared (and the yaml parser for line numbers): file contents in, messages out; src/app/analyze.ts does the I/O.',
+      severity: 'error',
+      from: { path: '^src/analyze/' },
+      to: { path: '^src/', pathNot: ['^src/analyze/', '^src/config/kinds/', '^src/config/object\\.ts$', '^src/model/', '^src/shared/'] },
+    },
+    {
+      name: 'analyze-no-io',
+      severity: 'error',
+      from: { path: '^src/analyze/' },
+      to: { dependencyTypes: ['core'] },
+    },
+    {
+      name: 'explain-is-pure',
+      comment:
+        'explain reads decoded xDS resources (and the Istio API types, to name a VirtualService rule): no model, generators, app, I/O or gRPC.',
+      severity: 'error',
+      from: { path: '^src/explain/' },
+      to: {
+        pathNot: ['^src/explain/', '^src/shared/', '^src/config/kinds/'],
+        dependencyTypesNot: ['core', 'npm'],
+      },
+    },
+    {
+      name: 'explain-kinds-type-only',
+      severity: 'error',
+      from: { path: '^src/explain/' },
+      to: { path: ['^src/config/'], dependencyTypesNot: ['type-only'] },
+    },
+    {
+      name: 'explain-no-io',
+      comment: 'node:net is allowed only for BlockList/isIP (CIDR arithmetic in the RBAC evaluator), never sockets.',
+      severity: 'error',
+      from: { path: '^src/explain/' },
+      to: { path: IO_MODULES.filter((m) => !/net$/.test(m)).map((m) => `^${m.replace('/', '\\/')}$`) },
+    },
+    {
       name: 'cli-is-thin',
       severity: 'error',
       from: { path: '^src/cli/' },

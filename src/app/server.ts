@@ -3,6 +3,7 @@
  * ADS streams, plus the monitoring port. Nothing here is reachable from the generators or the protocol layer.
  */
 import * as grpc from '@grpc/grpc-js';
+import os from 'node:os';
 import v8 from 'node:v8';
 import type { FastifyInstance } from 'fastify';
 import { allKinds } from '../config/kinds/all.ts';
@@ -29,11 +30,14 @@ import type { PushRequest } from '../xds/protocol/provider.ts';
 import { Debouncer } from '../xds/push/debounce.ts';
 import { PushQueue } from '../xds/push/push-queue.ts';
 import { planPush } from './push-planner.ts';
+import { ConfigStatusTracker, type StatusSink, type StatusWriterOptions } from './config-status.ts';
 import { startCa, type CaRuntime, type CaRuntimeOptions } from '../ca/runtime.ts';
 import { resolveInjectorConfig } from '../webhook/inject.ts';
 import { startWebhookServer, type WebhookServer } from '../webhook/server.ts';
 
 export const VERSION = '0.1.0';
+/** This control plane instance as istioctl's ISTIOD column names it (the pod name in a cluster). */
+const CONTROL_PLANE = `mizzen-${os.hostname()}`;
 
 export interface ServeOptions {
   configDir?: string;
@@ -57,6 +61,12 @@ export interface ServeOptions {
   secureXdsPort?: number;
   /** The sidecar injection webhook's HTTPS port (default 15017; 0 = any free port); served when the CA runs. */
   webhookPort?: number;
+  /**
+   * Where per-object config status is written, off the push path (kube mode: the objects' `status`; tests: a
+   * MemoryStatusSink). None by default: /debug/config_status computes it on request.
+   */
+  statusSink?: StatusSink;
+  statusWriter?: StatusWriterOptions;
 }
 
 export class MizzenServer {
@@ -81,6 +91,8 @@ export class MizzenServer {
   private isReady = false;
   private lastPush: { version: string; reason: string; at: string; proxies: number } | undefined;
   readonly rejected = new Map<string, string[]>();
+  /** Per config object: which proxies ACKed, are pending, or NACKed a version including it (/debug/config_status). */
+  readonly configStatus: ConfigStatusTracker;
   xdsPort = 0;
   secureXdsPort = 0;
   monitoringPort = 0;
@@ -96,6 +108,11 @@ export class MizzenServer {
     });
     this.mesh = { ...DEFAULT_MESH, ...(options.mesh ?? {}) };
     this.metrics = createMetrics(VERSION);
+    this.configStatus = new ConfigStatusTracker({
+      kinds: allKinds.all().filter((d) => d.group.endsWith('istio.io')).map((d) => d.kind),
+      ...(options.statusSink ? { sink: options.statusSink } : {}),
+      writer: { ...options.statusWriter, log: this.log.child({ scope: 'status' }) },
+    });
   }
 
   private nextVersion(): string {
@@ -124,6 +141,7 @@ export class MizzenServer {
     // The first push context is built before any proxy can connect: no proxy ever gets an empty config.
     this.currentVersion = this.nextVersion();
     const initial = this.store.snapshot();
+    this.configStatus.recordPush(this.currentVersion, initial);
     this.provider = new MeshResourceProvider(this.buildPushContext(initial, buildRegistry(initial, this.mesh)), this.log.child({ scope: 'xds' }), () => this.metrics.internalErrors.inc(), { verify: this.o.verifyXds ?? false });
     this.ads = new AdsServer<ProxyState>({
       provider: this.provider,
@@ -231,10 +249,12 @@ export class MizzenServer {
     if ('none' in plan) {
       // Registry-only objects changed without changing any service or endpoint (e.g. a Pod's annotations).
       this.provider.update(push, new Set());
+      this.configStatus.recordPush(this.currentVersion, snapshot, change.keys);
       return;
     }
     const version = this.nextVersion();
     this.currentVersion = version;
+    this.configStatus.recordPush(version, snapshot, change.keys);
     let req: PushRequest;
     if (plan.full) {
       this.provider.update(push);
@@ -252,16 +272,28 @@ export class MizzenServer {
 
   private observer() {
     const m = this.metrics;
+    const status = this.configStatus;
     return {
       connected: () => m.xdsClients.inc({ version: VERSION }),
-      disconnected: () => m.xdsClients.dec({ version: VERSION }),
-      sent: (typeUrl: string, _n: number, bytes: number) => {
+      disconnected: (id: string) => {
+        m.xdsClients.dec({ version: VERSION });
+        status.disconnected(id);
+      },
+      sent: (typeUrl: string, _n: number, bytes: number, id: string, version: string | undefined) => {
         m.xdsPushes.inc({ type: shortTypeName(typeUrl) });
         m.configSize.observe({ type: shortTypeName(typeUrl) }, bytes);
+        status.sent(id, typeUrl, version);
       },
-      nacked: (_id: string, typeUrl: string) => m.xdsRejects.inc({ type: shortTypeName(typeUrl) }),
+      acked: (typeUrl: string, _ms: number | undefined, id: string) => status.acked(id, typeUrl),
+      nacked: (id: string, typeUrl: string, message: string) => {
+        m.xdsRejects.inc({ type: shortTypeName(typeUrl) });
+        status.nacked(id, typeUrl, message);
+      },
       expiredNonce: (typeUrl: string) => m.expiredNonce.inc({ type: shortTypeName(typeUrl) }),
-      pushed: (_id: string, ms: number) => m.convergence.observe(ms / 1000),
+      pushed: (id: string, ms: number, version: string) => {
+        m.convergence.observe(ms / 1000);
+        status.pushed(id, version);
+      },
       error: () => m.internalErrors.inc(),
     };
   }
@@ -270,7 +302,15 @@ export class MizzenServer {
     return {
       ready: () => this.isReady,
       version: VERSION,
-      syncz: () => [...this.ads.connections].map((c) => c.status()),
+      syncz: () =>
+        [...this.ads.connections].map((c) => ({
+          ...c.status(),
+          // What istioctl proxy-status shows beside the per-type state: the proxy's cluster and version, and us.
+          clusterId: typeof c.node?.metadata.CLUSTER_ID === 'string' ? c.node.metadata.CLUSTER_ID : undefined,
+          proxyVersion: typeof c.node?.metadata.ISTIO_VERSION === 'string' ? c.node.metadata.ISTIO_VERSION : undefined,
+          controlPlane: CONTROL_PLANE,
+        })),
+      configStatus: (filter?: { kind?: string; namespace?: string; name?: string }) => this.configStatus.report(filter),
       connections: () => [...this.ads.connections].map((c) => ({ id: c.id, node: c.node?.id, mode: c.mode, peer: c.peer })),
       configDump: (proxyId: string, types?: string[]) => {
         const conn = [...this.ads.connections].find((c) => c.id.includes(proxyId));
@@ -316,6 +356,7 @@ export class MizzenServer {
   async stop(): Promise<void> {
     this.debouncer?.stop();
     this.jwks.stop();
+    this.configStatus.stop();
     await this.source?.stop();
     this.ads?.closeAll();
     await this.monitoring?.close();

@@ -157,6 +157,30 @@ program
   });
 
 program
+  .command('analyze')
+  .description(
+    "analyze Istio YAML for problems as istioctl analyze does (Istio's IST codes) plus mizzen's anti-pattern checks (MZA codes, docs/analyzers.md); file mode only: live-cluster analysis (--kubeconfig) is not implemented yet. Exit 79 when an Error is found (log output only), 65 when a document cannot be parsed",
+  )
+  .argument('[paths...]', 'YAML files or folders (folders are read recursively)')
+  .option('-o, --output <format>', 'log, json or yaml', 'log')
+  .option('-n, --namespace <ns>', 'report only on this namespace; also the namespace of objects that name none (default: all namespaces; objects without one are in default)')
+  .option('-A, --all-namespaces', 'report on all namespaces (the default in file mode)')
+  .option('-S, --suppress <code=resource>', 'suppress a code on a resource, e.g. "IST0102=Namespace frod" or "MZA0004=VirtualService *" (repeatable; * is a wildcard)', collect, [])
+  .option('--failure-threshold <level>', 'the level (Info, Warning, Error) at which to exit 79', 'Error')
+  .option('--output-threshold <level>', 'the lowest level (Info, Warning, Error) printed', 'Info')
+  .option('-L, --list-analyzers', 'list the analyzers and their codes', false)
+  .option('--ignore-unknown', "don't complain about documents that are not Kubernetes objects", false)
+  .option('-k, --use-kube [bool]', 'accepted as --use-kube=false for istioctl compatibility; live-cluster analysis is not implemented yet')
+  .option('--kubeconfig <file>', 'not implemented yet: live-cluster analysis')
+  .action(async (paths: string[], opts: import('../app/analyze.ts').AnalyzeFlags) => {
+    const { runAnalyze } = await import('../app/analyze.ts');
+    const r = await runAnalyze(paths, opts, process.cwd());
+    process.stdout.write(r.stdout);
+    process.stderr.write(r.stderr);
+    process.exitCode = r.code;
+  });
+
+program
   .command('bootstrap')
   .description('print the Envoy bootstrap an injected proxy starts with')
   .requiredOption('--pod <name>', 'pod name')
@@ -258,6 +282,62 @@ program
   .option('--status <status>', 'endpoints: only this health status (HEALTHY, UNHEALTHY, ...)')
   .action(async (type: string, proxy: string, opts: ProxyConfigOptions) => {
     const r = await runProxyConfig(type, proxy, opts);
+    process.stdout.write(r.stdout);
+    process.stderr.write(r.stderr);
+    process.exitCode = r.code;
+  });
+
+program
+  .command('explain')
+  .description('every decision the mesh makes for one request (route, cluster, policies, mTLS, authorization, JWT), read from the config the source and destination proxies are sent')
+  .requiredOption('-c, --config <dir>', 'the Istio YAML folder (with the Kubernetes Services, Pods, EndpointSlices) to translate')
+  .option('--from <pod.namespace>', 'the source: a Pod of the config folder')
+  .option('--from-namespace <ns>', 'the source namespace, for a source without a Pod object')
+  .option('--from-labels <k=v,...>', 'the source labels (without a Pod object, or instead of its labels)')
+  .option('--from-sa <name>', 'the source service account (default: the Pod\'s, else default)')
+  .option('--from-ip <address>', 'the source IP (default: the Pod IP, else 10.0.0.1)')
+  .option('--proxyless', 'the source is a proxyless gRPC client (default: from the Pod\'s inject.istio.io/templates)')
+  .requiredOption('--to <host:port>', 'the destination as the application names it, e.g. reviews:9080')
+  .option('-X, --method <method>', 'HTTP method (default GET; POST for proxyless gRPC)')
+  .option('--path <path>', 'request path with query (a gRPC method for proxyless: /pkg.Service/Method)', '/')
+  .option('-H, --header <name: value>', 'request header (repeatable)', collect, [])
+  .option('--tls', 'the application itself speaks TLS to the host (routing by SNI)', false)
+  .option('-o, --output <format>', 'text or json', 'text')
+  .action(async ({ config, ...opts }: { config: string; output: string } & import('../app/explain.ts').ExplainOptions) => {
+    const { runExplain } = await import('../app/explain.ts');
+    const r = await runExplain(config, opts);
+    process.stdout.write(r.stdout);
+    process.stderr.write(r.stderr);
+    process.exitCode = r.code;
+  });
+
+program
+  .command('diff')
+  .description('dry run of a config change: per proxy in scope, the xDS resources it would add, change (path: old → new) or remove; identical changes grouped')
+  .argument('[files...]', 'the change: YAML whose objects are added or replace the object of the same kind/namespace/name')
+  .requiredOption('-c, --config <dir>', 'the mesh as it is: folder of Istio YAML (as serve reads it)')
+  .option('--delete <file|Kind/ns/name>', 'remove the objects named in this YAML file (kind, namespace, name), or one Kind/namespace/name (repeatable)', collect, [])
+  .option('--proxy <proxy>', 'also evaluate this proxy: a node id sidecar~<ip>~<pod>.<ns>~<ns>.svc.cluster.local or <pod>.<namespace> (repeatable)', collect, [])
+  .option('--namespaces [ns,...]', 'also one representative sidecar per namespace: these, or every namespace in the config')
+  .option('-o, --output <format>', 'text or json', 'text')
+  .action(async (files: string[], opts: { config: string; delete: string[]; proxy: string[]; namespaces?: string | boolean; output: string }) => {
+    const { runDiff } = await import('../app/diff.ts');
+    const namespaces = typeof opts.namespaces === 'string' ? opts.namespaces.split(',').map((s) => s.trim()).filter(Boolean) : opts.namespaces === true;
+    const r = await runDiff({ config: opts.config, files, delete: opts.delete, proxy: opts.proxy, namespaces, output: opts.output });
+    process.stdout.write(r.stdout);
+    process.stderr.write(r.stderr);
+    process.exitCode = r.code;
+  });
+
+program
+  .command('proxy-status')
+  .alias('ps')
+  .description("istioctl's proxy-status for a running mizzen serve: each connected proxy's subscribed types and whether each is SYNCED, STALE or NACKED, plus the config objects some proxy rejected")
+  .option('--server <url>', 'the monitoring port of mizzen serve', 'http://127.0.0.1:15014')
+  .option('-o, --output <format>', 'table or json', 'table')
+  .action(async (opts: { server: string; output: string }) => {
+    const { runProxyStatus } = await import('../app/proxy-status.ts');
+    const r = await runProxyStatus(opts);
     process.stdout.write(r.stdout);
     process.stderr.write(r.stderr);
     process.exitCode = r.code;

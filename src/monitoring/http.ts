@@ -14,6 +14,8 @@ export interface DebugSource {
   registryz(): unknown;
   memz(): unknown;
   pushStatus(): unknown;
+  /** Per config object: proxies SYNCED / PENDING / NACKED (with the error); filtered by kind, namespace, name. */
+  configStatus?(filter: { kind?: string; namespace?: string; name?: string }): unknown;
 }
 
 export async function startMonitoring(options: { host: string; port: number; metrics: Metrics; debug: DebugSource }): Promise<FastifyInstance> {
@@ -37,6 +39,11 @@ export async function startMonitoring(options: { host: string; port: number; met
   app.get('/debug/registryz', async () => debug.registryz());
   app.get('/debug/memz', async () => debug.memz());
   app.get('/debug/push_status', async () => debug.pushStatus());
+  app.get<{ Querystring: { kind?: string; namespace?: string; name?: string } }>('/debug/config_status', async (req, reply) => {
+    if (!debug.configStatus) return reply.code(404).send({ error: 'config status is not tracked' });
+    const { kind, namespace, name } = req.query;
+    return debug.configStatus({ ...(kind ? { kind } : {}), ...(namespace ? { namespace } : {}), ...(name ? { name } : {}) });
+  });
   app.get<{ Querystring: { proxyID?: string; types?: string } }>('/debug/config_dump', async (req, reply) => {
     const id = req.query.proxyID;
     if (!id) return reply.code(400).send({ error: 'proxyID is required (a substring of the connection id, see /debug/connections)' });
@@ -45,7 +52,7 @@ export async function startMonitoring(options: { host: string; port: number; met
     return dump;
   });
   app.get('/debug', async () => ({
-    endpoints: ['/debug/syncz', '/debug/config_dump?proxyID=', '/debug/connections', '/debug/configz', '/debug/registryz', '/debug/push_status', '/debug/memz'],
+    endpoints: ['/debug/syncz', '/debug/config_dump?proxyID=', '/debug/connections', '/debug/configz', '/debug/registryz', '/debug/push_status', '/debug/config_status', '/debug/memz'],
   }));
   await app.listen({ host: options.host, port: options.port });
   return app;

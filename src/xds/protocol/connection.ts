@@ -131,7 +131,7 @@ export abstract class Connection<P> {
 
   /** Writes one encoded response, counted against the shared budget until it is flushed. */
   protected send(typeUrl: string, bytes: Buffer, resources: number): void {
-    this.deps.observer.sent?.(typeUrl, resources, bytes.length);
+    this.deps.observer.sent?.(typeUrl, resources, bytes.length, this.id, this.watches.get(typeUrl)?.versionSent);
     const size = bytes.length;
     this.outstanding += size;
     this.deps.gate.take(size);
@@ -212,7 +212,7 @@ export abstract class Connection<P> {
         for (const n of changed) if (w.wildcard || w.names.names.has(n)) only.add(n);
         if (only.size > 0) this.respond(w, req, only);
       }
-      this.deps.observer.pushed?.(this.id, this.deps.now() - req.start);
+      this.deps.observer.pushed?.(this.id, this.deps.now() - req.start, req.version);
     } catch (err) {
       this.deps.observer.error?.(this.id, err);
       this.deps.log.error({ proxy: this.id, err }, 'push failed for one proxy; others are unaffected');
@@ -227,7 +227,7 @@ export abstract class Connection<P> {
     w.versionAcked = w.versionSent;
     w.ackedAt = this.deps.now();
     w.lastNack = undefined;
-    this.deps.observer.acked?.(w.typeUrl, w.pushStart === undefined ? undefined : w.ackedAt - w.pushStart);
+    this.deps.observer.acked?.(w.typeUrl, w.pushStart === undefined ? undefined : w.ackedAt - w.pushStart, this.id, w.versionAcked);
     w.pushStart = undefined;
   }
 

@@ -62,14 +62,18 @@ export interface PushRequest {
   names?: ReadonlyMap<string, ReadonlySet<string>>;
 }
 
-/** Hooks for metrics; the protocol layer knows nothing of Prometheus. */
+/**
+ * Hooks for metrics and status tracking; the protocol layer knows nothing of Prometheus. `id` is the connection id,
+ * `version` the response's version_info (SotW) / system_version_info (Delta) or the push request's version.
+ */
 export interface ProtocolObserver {
   connected?(id: string): void;
   disconnected?(id: string): void;
-  sent?(typeUrl: string, resources: number, bytes: number): void;
-  acked?(typeUrl: string, sinceStartMs: number | undefined): void;
+  sent?(typeUrl: string, resources: number, bytes: number, id: string, version: string | undefined): void;
+  acked?(typeUrl: string, sinceStartMs: number | undefined, id: string, version: string | undefined): void;
   nacked?(id: string, typeUrl: string, message: string): void;
   expiredNonce?(typeUrl: string): void;
-  pushed?(id: string, sinceStartMs: number): void;
+  /** A push was applied to a stream in full (every watched type answered or found unchanged). */
+  pushed?(id: string, sinceStartMs: number, version: string): void;
   error?(id: string, err: unknown): void;
 }

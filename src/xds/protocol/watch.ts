@@ -45,7 +45,8 @@ export interface WatchStatus {
   versionAcked?: string;
   nonceAcked?: string;
   synced: boolean;
-  lastNack?: { message: string; at: string };
+  /** The last NACK; `nonce` equal to nonceSent means the newest response was rejected. */
+  lastNack?: { message: string; at: string; nonce: string };
 }
 
 export function watchStatus(w: WatchState): WatchStatus {
@@ -59,6 +60,6 @@ export function watchStatus(w: WatchState): WatchStatus {
     versionAcked: w.versionAcked,
     nonceAcked: w.nonceAcked,
     synced: w.nonceSent === undefined || w.nonceSent === w.nonceAcked,
-    ...(w.lastNack ? { lastNack: { message: w.lastNack.message, at: new Date(w.lastNack.at).toISOString() } } : {}),
+    ...(w.lastNack ? { lastNack: { message: w.lastNack.message, at: new Date(w.lastNack.at).toISOString(), nonce: w.lastNack.nonce } } : {}),
   };
 }
