@@ -83,10 +83,11 @@ describe('proxy-config offline: bookinfo sidecar (--labels, no Pod object)', () 
   it('routes: VIRTUAL SERVICE names the VirtualService (name.namespace); --name filters', async () => {
     const out = await pc('routes', 'reviews-v1-0.bookinfo', REVIEWS);
     expect(lines(out)[0]).toMatch(/^NAME\s+VHOST NAME\s+DOMAINS\s+MATCH\s+VIRTUAL SERVICE$/);
-    expect(out).toMatch(row('9080', 'reviews.bookinfo.svc.cluster.local:9080', 'reviews.bookinfo.svc.cluster.local', '/*', 'reviews.bookinfo'));
-    expect(out).toMatch(row('9080', 'ratings.bookinfo.svc.cluster.local:9080', 'ratings.bookinfo.svc.cluster.local', '/*', 'ratings.bookinfo'));
+    // Domains abbreviated as istioctl does: the short names a same-namespace client uses.
+    expect(out).toMatch(row('9080', 'reviews.bookinfo.svc.cluster.local:9080', 'reviews, reviews.bookinfo', '/*', 'reviews.bookinfo'));
+    expect(out).toMatch(row('9080', 'ratings.bookinfo.svc.cluster.local:9080', 'ratings, ratings.bookinfo', '/*', 'ratings.bookinfo'));
     // details has no VirtualService: its default route has no config metadata.
-    expect(out).toMatch(row('9080', 'details.bookinfo.svc.cluster.local:9080', 'details.bookinfo.svc.cluster.local', '/*'));
+    expect(out).toMatch(row('9080', 'details.bookinfo.svc.cluster.local:9080', 'details, details.bookinfo', '/*'));
     expect(lines(await pc('routes', 'reviews-v1-0.bookinfo', { ...REVIEWS, name: 'nope' }))).toHaveLength(1);
   });
 

@@ -21,19 +21,20 @@ export function outboundClusterNames(ctx: GenContext): string[] {
 
 /**
  * The names a client may use for a service, as istiod lists them (istio-xds.md §3.2): the hostname, for Envoy its
- * absolute form `host.`, the Kubernetes short names (the bare name only from the service's own namespace), the VIPs.
+ * absolute form `host.`, the short names of `<name>.<ns>.svc.<suffix>` hosts (the bare name only from that namespace),
+ * the VIPs.
  */
 export function serviceDomains(service: Service, proxyNamespace: string, domainSuffix: string, absoluteFqdn: boolean): string[] {
   const names = [service.hostname];
   if (absoluteFqdn && !service.hostname.startsWith('*')) names.push(`${service.hostname}.`);
-  if (service.kubernetes) {
-    const svcSuffix = `.svc.${domainSuffix}`;
-    if (service.hostname.endsWith(svcSuffix)) {
-      const short = service.hostname.slice(0, -svcSuffix.length); // name.ns
-      const [name] = short.split('.');
-      if (service.namespace === proxyNamespace && name) names.push(name);
-      names.push(`${short}.svc`, short);
-    }
+  // Short forms come from the hostname itself, for any registry (istiod GenerateAltVirtualHosts): a ServiceEntry for
+  // `reviews.bookinfo.svc.cluster.local` answers to `reviews.bookinfo` as a Kubernetes Service would.
+  const svcSuffix = `.svc.${domainSuffix}`;
+  const short = service.hostname.endsWith(svcSuffix) ? service.hostname.slice(0, -svcSuffix.length) : ''; // name.ns
+  const parts = short.split('.');
+  if (parts.length === 2 && parts[0] && parts[1]) {
+    if (parts[1] === proxyNamespace) names.push(parts[0]);
+    names.push(`${short}.svc`, short);
   }
   // Headless services are addressed by pod name (`web-0.web.ns.svc.cluster.local`): wildcard variants of each name.
   if (service.kubernetes && service.resolution === 'NONE' && service.addresses.length === 0) names.push(...names.map((n) => `*.${n}`));
