@@ -331,3 +331,19 @@ describe('PushQueue', () => {
     expect(a.pushes.map((p) => p.version)).toEqual(['1', '2']);
   });
 });
+
+describe('push queue hand-off', () => {
+  it('a second enqueue right after a drain that finished synchronously is still pushed', async () => {
+    const { PushQueue } = await import('../../src/xds/push/push-queue.ts');
+    const q = new PushQueue<{ closed: boolean; push: (r: unknown) => void; n: number }>();
+    const a = { closed: false, n: 0, push() { a.n++; } };
+    const b = { closed: false, n: 0, push() { b.n++; } };
+    // The first drain pushes `a` and ends before its promise settles; the second enqueue must start a new drain
+    // rather than wait on the finished one.
+    const first = q.enqueue([a], { version: 'v1', start: 0, full: true });
+    const second = q.enqueue([b], { version: 'v2', start: 0, full: true });
+    await Promise.all([first, second]);
+    expect([a.n, b.n]).toEqual([1, 1]);
+    expect(q.size).toBe(0);
+  });
+});

@@ -13,7 +13,9 @@ export interface Pushable {
 
 export class PushQueue<C extends Pushable> {
   private readonly pending = new Map<C, PushRequest>();
-  private running: Promise<void> | undefined;
+  private running: Promise<void> = Promise.resolve();
+  /** Set and cleared synchronously by drain(), so an enqueue right after a drain's last push starts a new one. */
+  private draining = false;
   private readonly sliceMs: number;
 
   constructor(options: { sliceMs?: number } = {}) {
@@ -22,9 +24,7 @@ export class PushQueue<C extends Pushable> {
 
   enqueue(connections: Iterable<C>, req: PushRequest): Promise<void> {
     for (const c of connections) this.pending.set(c, mergePush(this.pending.get(c), req));
-    this.running ??= this.drain().finally(() => {
-      this.running = undefined;
-    });
+    if (!this.draining) this.running = this.drain();
     return this.running;
   }
 
@@ -33,15 +33,20 @@ export class PushQueue<C extends Pushable> {
   }
 
   private async drain(): Promise<void> {
-    let sliceStart = performance.now();
-    while (this.pending.size > 0) {
-      const [conn, req] = this.pending.entries().next().value as [C, PushRequest];
-      this.pending.delete(conn);
-      if (!conn.closed) conn.push(req);
-      if (performance.now() - sliceStart > this.sliceMs) {
-        await yieldToLoop();
-        sliceStart = performance.now();
+    this.draining = true;
+    try {
+      let sliceStart = performance.now();
+      while (this.pending.size > 0) {
+        const [conn, req] = this.pending.entries().next().value as [C, PushRequest];
+        this.pending.delete(conn);
+        if (!conn.closed) conn.push(req);
+        if (performance.now() - sliceStart > this.sliceMs) {
+          await yieldToLoop();
+          sliceStart = performance.now();
+        }
       }
+    } finally {
+      this.draining = false;
     }
   }
 }
