@@ -20,7 +20,7 @@ import { JwksResolver } from './jwks-resolver.ts';
 import { decodeResource } from '../proto/encode.ts';
 import { PUSH_ORDER, shortTypeName, TypeUrl } from '../proto/types.ts';
 import { startMonitoring } from '../monitoring/http.ts';
-import { createMetrics, type Metrics } from '../monitoring/metrics.ts';
+import { createMetrics, queueTimer, recordPushContext, timeGeneration, type Metrics } from '../monitoring/metrics.ts';
 import { systemClock, type Clock } from '../shared/clock.ts';
 import { ErrorCode } from '../shared/errors.ts';
 import type { Logger } from '../shared/log.ts';
@@ -78,6 +78,7 @@ export class MizzenServer {
   private provider!: MeshResourceProvider;
   private ads!: AdsServer<ProxyState>;
   private readonly queue = new PushQueue();
+  private readonly queued: ReturnType<typeof queueTimer>;
   private debouncer!: Debouncer<ConfigChange>;
   private grpcServer: grpc.Server | undefined;
   private secureServer: grpc.Server | undefined;
@@ -108,6 +109,7 @@ export class MizzenServer {
     });
     this.mesh = { ...DEFAULT_MESH, ...(options.mesh ?? {}) };
     this.metrics = createMetrics(VERSION);
+    this.queued = queueTimer(this.metrics.proxyQueueTime);
     this.configStatus = new ConfigStatusTracker({
       kinds: allKinds.all().filter((d) => d.group.endsWith('istio.io')).map((d) => d.kind),
       ...(options.statusSink ? { sink: options.statusSink } : {}),
@@ -144,7 +146,7 @@ export class MizzenServer {
     this.configStatus.recordPush(this.currentVersion, initial);
     this.provider = new MeshResourceProvider(this.buildPushContext(initial, buildRegistry(initial, this.mesh)), this.log.child({ scope: 'xds' }), () => this.metrics.internalErrors.inc(), { verify: this.o.verifyXds ?? false });
     this.ads = new AdsServer<ProxyState>({
-      provider: this.provider,
+      provider: timeGeneration(this.provider, this.metrics.pushTime),
       log: this.log.child({ scope: 'ads' }),
       controlPlaneId: `mizzen-${VERSION}`,
       typeOrder: PUSH_ORDER,
@@ -191,6 +193,7 @@ export class MizzenServer {
       this.webhookPort = this.webhook.port;
     }
     this.isReady = true;
+    this.metrics.startupDuration.set(process.uptime());
     this.monitoring = await startMonitoring({ host: this.o.host, port: this.o.monitoringPort, metrics: this.metrics, debug: this.debugSource() });
     const addr = this.monitoring.server.address();
     this.monitoringPort = typeof addr === 'object' && addr ? addr.port : this.o.monitoringPort;
@@ -233,8 +236,7 @@ export class MizzenServer {
     const push = new PushContext(snapshot, this.mesh, registry, { jwks: this.jwks.current });
     this.jwks.sync(jwksUris(push));
     this.metrics.pushContextInit.observe((performance.now() - t0) / 1000);
-    this.metrics.services.set(push.registry.services.length);
-    this.metrics.virtualServices.set(push.virtualServices.length);
+    recordPushContext(this.metrics, push);
     return push;
   }
 
@@ -267,7 +269,7 @@ export class MizzenServer {
     }
     this.lastPush = { version, reason: plan.reason, at: new Date().toISOString(), proxies: this.ads.connections.size };
     this.log.info({ version, reason: plan.reason, full: plan.full, objects: change.keys.size, proxies: this.ads.connections.size }, 'push');
-    await this.queue.enqueue(this.ads.connections, req);
+    await this.queue.enqueue(this.queued(this.ads.connections), req);
   }
 
   private observer() {
