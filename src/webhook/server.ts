@@ -13,6 +13,9 @@
  *   application/json). Bodies are bounded (default 10 MiB; istiod reads at most 6 MiB since CVE-2022-24726), and so
  *   are the request, handshake and idle times (reliability-security.md §1.5, §6).
  *
+ * `POST /validate` is the validating webhook for mesh CRDs (validate.ts): same transport limits, 400 for a body that is
+ * not an AdmissionReview, otherwise the AdmissionReview answer; `galley_validation_*` metrics.
+ *
  * TLS: key and certificate as PEM, or a `getCertificate` callback (e.g. mizzen's CA serving certificate, which
  * renews itself) read on every handshake that names a server and at least every 30 s for those that do not. This
  * module never imports the CA: the composition root passes the PEMs in.
@@ -24,6 +27,7 @@ import { createPatch, type Operation } from 'rfc6902';
 import type { Logger } from '../shared/log.ts';
 import { injectPod, type InjectorConfig, type StringMap } from './inject.ts';
 import { isRecord } from './templates.ts';
+import { recordValidation, reviewValidation, validationMetrics } from './validate.ts';
 
 export const DEFAULT_WEBHOOK_PORT = 15017;
 export const DEFAULT_BODY_LIMIT = 10 * 1024 * 1024;
@@ -186,6 +190,7 @@ function transportError(err: FastifyError, limit: number): { status: number; err
 
 export async function startWebhookServer(o: WebhookServerOptions): Promise<WebhookServer> {
   const metrics = injectionMetrics(o.registry);
+  const vmetrics = validationMetrics(o.registry);
   const limit = o.bodyLimitBytes ?? DEFAULT_BODY_LIMIT;
   const source = 'getCertificate' in o.tls ? o.tls.getCertificate : undefined;
   let current: PemPair = source ? source() : (o.tls as PemPair);
@@ -225,6 +230,7 @@ export async function startWebhookServer(o: WebhookServerOptions): Promise<Webho
   app.setErrorHandler((err: FastifyError, req, reply) => {
     const { status, error } = transportError(err, limit);
     if (req.url.startsWith('/inject')) metrics.failure.inc();
+    else if (req.url.startsWith('/validate')) vmetrics.httpError.inc({ status: String(status) });
     o.log?.warn({ status, code: err.code, url: req.url }, `webhook request refused: ${error}`);
     return reply.code(status).send({ error });
   });
@@ -256,6 +262,14 @@ export async function startWebhookServer(o: WebhookServerOptions): Promise<Webho
   // `/inject/<env pairs>` (istiod's parseInjectEnvs) is accepted; the extra path is ignored.
   app.post('/inject', { onRequest: countRequest }, handler);
   app.post('/inject/*', { onRequest: countRequest }, handler);
+  // The validating webhook for mesh CRDs: same body limit and content type; 400 when it is not an AdmissionReview.
+  app.post('/validate', async (req, reply) => {
+    const r = reviewValidation(req.body);
+    recordValidation(vmetrics, r);
+    if (!r.ok) return reply.code(400).send({ error: r.error });
+    if (!r.review.response.allowed) o.log?.info({ uid: r.review.response.uid }, `configuration is invalid: ${r.review.response.status?.message ?? ''}`);
+    return reply.code(200).send(r.review);
+  });
   await app.listen({ host: o.host ?? '0.0.0.0', port: o.port ?? DEFAULT_WEBHOOK_PORT });
   const timer = source ? setInterval(refreshCertificate, 30_000) : undefined;
   timer?.unref();

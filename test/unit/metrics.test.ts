@@ -11,6 +11,7 @@ import { TypeUrl } from '../../src/proto/types.ts';
 import type { PushRequest, ResourceProvider } from '../../src/xds/protocol/provider.ts';
 import { PushQueue } from '../../src/xds/push/push-queue.ts';
 import { injectionMetrics } from '../../src/webhook/server.ts';
+import { validationMetrics } from '../../src/webhook/validate.ts';
 
 const root = new URL('../../', import.meta.url);
 const dashboard = JSON.parse(readFileSync(new URL('manifests/grafana/mizzen-dashboard.json', root), 'utf8')) as {
@@ -25,6 +26,7 @@ function allMetrics(): { registry: Registry; names: Set<string> } {
   const m = createMetrics('test');
   createCaMetrics(m.registry);
   injectionMetrics(m.registry);
+  validationMetrics(m.registry);
   return { registry: m.registry, names: new Set(m.registry.getMetricsAsArray().map((x) => x.name)) };
 }
 
