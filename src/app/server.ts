@@ -67,6 +67,16 @@ export interface ServeOptions {
    */
   statusSink?: StatusSink;
   statusWriter?: StatusWriterOptions;
+  /**
+   * Copies of the trust bundle kept outside the process (kube mode: the istio-ca-root-cert ConfigMaps and the webhooks'
+   * caBundle), started once the CA is up and told of every root change.
+   */
+  trustBundleWriters?: (rootsPem: string) => TrustBundleWriters;
+}
+
+export interface TrustBundleWriters {
+  setRoots(rootsPem: string): void;
+  stop(): Promise<void>;
 }
 
 export class MizzenServer {
@@ -83,6 +93,7 @@ export class MizzenServer {
   private grpcServer: grpc.Server | undefined;
   private secureServer: grpc.Server | undefined;
   private webhook: WebhookServer | undefined;
+  private trustWriters: TrustBundleWriters | undefined;
   webhookPort = 0;
   ca: CaRuntime | undefined;
   private monitoring: FastifyInstance | undefined;
@@ -191,6 +202,12 @@ export class MizzenServer {
         log: this.log.child({ scope: 'webhook' }),
       });
       this.webhookPort = this.webhook.port;
+      if (this.o.trustBundleWriters) {
+        const roots = () => ca.ca.trustBundle().join('');
+        const writers = this.o.trustBundleWriters(roots());
+        const unsubscribe = ca.ca.onChange(() => writers.setRoots(roots()));
+        this.trustWriters = { setRoots: (pem) => writers.setRoots(pem), stop: async () => (unsubscribe(), await writers.stop()) };
+      }
     }
     this.isReady = true;
     this.metrics.startupDuration.set(process.uptime());
@@ -327,6 +344,7 @@ export class MizzenServer {
         return out;
       },
       configz: () => ({ objects: this.store.count(), rejected: Object.fromEntries(this.rejected) }),
+      mesh: () => this.mesh,
       registryz: () => this.provider.pushContext.registry.services,
       memz: () => {
         const mb = (n: number) => Math.round(n / 1048576);
@@ -360,6 +378,7 @@ export class MizzenServer {
     this.jwks.stop();
     this.configStatus.stop();
     await this.source?.stop();
+    await this.trustWriters?.stop();
     this.ads?.closeAll();
     await this.monitoring?.close();
     await this.webhook?.close();

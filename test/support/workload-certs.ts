@@ -36,7 +36,7 @@ type CaClient = grpc.Client & {
  * Asks the mesh's CA for a certificate for `<namespace>/<serviceAccount>` (the identity comes from the token, never
  * from the CSR) and writes the agent's three files into a new temporary directory.
  */
-export async function workloadCerts(mesh: TestMesh, token: string, ttlSeconds = 3600): Promise<WorkloadCerts> {
+export async function workloadCerts(mesh: Pick<TestMesh, 'secureXdsPort' | 'rootPem'>, token: string, ttlSeconds = 3600): Promise<WorkloadCerts> {
   if (!mesh.secureXdsPort) throw new Error('workloadCerts needs a mesh started with `ca`');
   const key = crypto.generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey;
   const Ctor = caClientConstructor();
