@@ -1,0 +1,153 @@
+/**
+ * The chart as users install it, on a real kube-apiserver: `helm template` output (CRDs included) is applied, mizzen
+ * runs in kube mode, patches its webhooks' caBundle, and then the API server itself calls our webhooks — an invalid
+ * VirtualService is denied with mizzen's message, and a pod created in an `istio-injection=enabled` namespace is
+ * stored with its sidecar. No mock stands between the API server and mizzen.
+ */
+import { spawnSync } from 'node:child_process';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { AdmissionregistrationV1Api, CoreV1Api, KubeConfig, KubernetesObjectApi, type KubernetesObject, type V1Pod } from '@kubernetes/client-node';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { parseAllDocuments } from 'yaml';
+import { kubeWiring } from '../../src/app/kube.ts';
+import { MizzenServer } from '../../src/app/server.ts';
+import { createLogger, silentLogger } from '../../src/shared/log.ts';
+import { ensureHelm } from '../infra/helm.ts';
+import { startKubeApiserver } from '../infra/kube-apiserver.ts';
+import { eventually } from '../support/mesh.ts';
+
+const CHART = fileURLToPath(new URL('../../manifests/charts/mizzen', import.meta.url));
+const BUILD_TIMEOUT_MS = 40 * 60_000;
+const log = process.env.MIZZEN_TEST_LOG ? createLogger({ level: process.env.MIZZEN_TEST_LOG }) : silentLogger;
+const { helm, reason } = ensureHelm();
+
+async function freePort(): Promise<number> {
+  const s = net.createServer();
+  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
+  const port = (s.address() as net.AddressInfo).port;
+  await new Promise<void>((r) => s.close(() => r()));
+  return port;
+}
+
+function renderChart(webhookPort: number): KubernetesObject[] {
+  const home = path.join(os.tmpdir(), 'mizzen-test-helm-home');
+  // The test API server cannot reach Service IPs (no kube-proxy): the webhooks are called by URL (Istio's
+  // istiodRemote.injectionURL / base.validationURL), on a name the serving certificate carries.
+  const r = spawnSync(
+    helm as string,
+    ['template', 'mizzen', CHART, '--namespace', 'istio-system', '--include-crds', '--set', `istiodRemote.injectionURL=https://localhost:${webhookPort}/inject`, '--set', `base.validationURL=https://localhost:${webhookPort}/validate`],
+    { encoding: 'utf8', timeout: 30_000, env: { ...process.env, HELM_CACHE_HOME: home, HELM_CONFIG_HOME: home, HELM_DATA_HOME: home } },
+  );
+  if (r.status !== 0) throw new Error(`helm template failed: ${r.stderr}`);
+  return parseAllDocuments(r.stdout)
+    .map((d) => d.toJS() as KubernetesObject | null)
+    .filter((o): o is KubernetesObject => o !== null)
+    // `helm test` hooks are not part of an install.
+    .filter((o) => !o.metadata?.annotations?.['helm.sh/hook']);
+}
+
+describe.skipIf(!helm)(`helm chart installed on a real kube-apiserver${helm ? '' : ` (skipped: ${reason})`}`, () => {
+  let stopApi: (() => Promise<void>) | undefined;
+  let kc: KubeConfig;
+  let objects: KubernetesObjectApi;
+  let core: CoreV1Api;
+  let server: MizzenServer | undefined;
+
+  beforeAll(async () => {
+    const cluster = await startKubeApiserver();
+    stopApi = cluster.stop;
+    kc = new KubeConfig();
+    kc.loadFromFile(cluster.kubeconfigPath);
+    objects = KubernetesObjectApi.makeApiClient(kc);
+    core = kc.makeApiClient(CoreV1Api);
+
+    const webhookPort = await freePort();
+    const rendered = renderChart(webhookPort);
+    await core.createNamespace({ body: { metadata: { name: 'istio-system' } } });
+    // CRDs first, then everything else once they are served (as helm install does with crds/).
+    const isCrd = (o: KubernetesObject) => o.kind === 'CustomResourceDefinition';
+    for (const o of rendered.filter(isCrd)) await objects.create(o);
+    await eventually(async () => {
+      for (const o of rendered.filter(isCrd)) {
+        const got = (await objects.read(o as KubernetesObject & { metadata: { name: string } })) as { status?: { conditions?: Array<{ type: string; status: string }> } };
+        if (!got.status?.conditions?.some((c) => c.type === 'Established' && c.status === 'True')) return false;
+      }
+      return true;
+    }, 60_000, 'CRDs established');
+    for (const o of rendered.filter((x) => !isCrd(x))) await objects.create(o);
+
+    const kube = kubeWiring(kc, { log, namespace: 'istio-system' });
+    server = new MizzenServer({
+      source: kube.source,
+      host: '127.0.0.1',
+      xdsPort: 0,
+      monitoringPort: 0,
+      secureXdsPort: 0,
+      webhookPort,
+      log,
+      ca: { trustDomain: 'cluster.local', store: kube.caStore, tokenReview: kube.tokenReview, keyType: 'ec', servingDnsNames: ['mizzen.istio-system.svc', 'istiod.istio-system.svc', 'localhost'] },
+      trustBundleWriters: kube.trustBundleWriters,
+    });
+    await server.start();
+  }, BUILD_TIMEOUT_MS);
+
+  afterAll(async () => {
+    await server?.stop();
+    await stopApi?.();
+  }, 60_000);
+
+  /** Until mizzen has patched the caBundle, the API server cannot trust the webhooks. */
+  const caBundlePatched = async () => {
+    const admission = kc.makeApiClient(AdmissionregistrationV1Api);
+    const root = Buffer.from(server!.ca!.ca.trustBundle().join('')).toString('base64');
+    await eventually(async () => {
+      const m = await admission.readMutatingWebhookConfiguration({ name: 'istio-sidecar-injector' });
+      const v = await admission.listValidatingWebhookConfiguration({ labelSelector: 'app=istiod' });
+      const bundles = [...(m.webhooks ?? []), ...v.items.flatMap((c) => c.webhooks ?? [])].map((w) => w.clientConfig.caBundle);
+      return bundles.length >= 5 && bundles.every((b) => b === root);
+    }, 20_000, 'caBundle patched on every webhook');
+  };
+
+  it("installs every rendered object, and mizzen patches its webhooks' caBundle with the mesh root", caBundlePatched);
+
+  it('the API server calls /validate: an invalid VirtualService is denied with the field named', async () => {
+    const vs = { apiVersion: 'networking.istio.io/v1', kind: 'VirtualService', metadata: { name: 'reviews', namespace: 'istio-system' }, spec: { hosts: ['reviews'], http: [{ timeout: 'soon', route: [{ destination: { host: 'reviews' } }] }] } };
+    // The webhook's failurePolicy is Ignore (as Istio's before it is ready): a denial proves the call was made.
+    let denied = '';
+    await eventually(async () => {
+      try {
+        await objects.create(vs);
+        await objects.delete(vs);
+        return false;
+      } catch (err) {
+        denied = String((err as { body?: string }).body ?? err);
+        return /denied the request/.test(denied);
+      }
+    }, 20_000, 'the validating webhook to deny');
+    expect(denied).toContain('VirtualService istio-system/reviews: spec.http[0].timeout');
+  });
+
+  // The test API server runs without the ServiceAccount admission plugin (no controller-manager creates accounts), so
+  // the pod names its account itself, as that plugin would have before the webhooks run.
+  it('the API server calls /inject: a pod in an istio-injection=enabled namespace is stored with its sidecar', async () => {
+    await caBundlePatched();
+    await core.createNamespace({ body: { metadata: { name: 'bookinfo', labels: { 'istio-injection': 'enabled' } } } });
+    const pod = await core.createNamespacedPod({
+      namespace: 'bookinfo',
+      body: { metadata: { name: 'reviews-v1', labels: { app: 'reviews', version: 'v1' } }, spec: { serviceAccountName: 'default', containers: [{ name: 'reviews', image: 'bookinfo/reviews:v1', ports: [{ containerPort: 9080 }] }] } },
+    }).catch((err: { body?: string }) => {
+      throw new Error(`pod refused: ${err.body ?? String(err)}`);
+    });
+    const names = (p: V1Pod) => [...(p.spec?.initContainers ?? []), ...(p.spec?.containers ?? [])].map((c) => c.name);
+    expect(names(pod)).toEqual(expect.arrayContaining(['istio-init', 'istio-proxy', 'reviews']));
+    expect(pod.metadata?.annotations?.['sidecar.istio.io/status']).toContain('istio-proxy');
+    expect(pod.metadata?.labels?.['security.istio.io/tlsMode']).toBe('istio');
+    // A namespace without the label is left alone.
+    await core.createNamespace({ body: { metadata: { name: 'plain' } } });
+    const plain = await core.createNamespacedPod({ namespace: 'plain', body: { metadata: { name: 'app' }, spec: { containers: [{ name: 'app', image: 'app' }] } } });
+    expect(names(plain)).toEqual(['app']);
+  });
+});
