@@ -3,6 +3,7 @@
  * CRDs (installed from our generated chart CRDs) and the registry kinds from the API server, and real proxyless gRPC
  * clients route by what they say — before start, after live edits, and when an object is invalid.
  */
+import os from 'node:os';
 import { KubeConfig, KubernetesObjectApi, type KubernetesObject } from '@kubernetes/client-node';
 import YAML from 'yaml';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -46,8 +47,10 @@ describe('kube mode: config from a real kube-apiserver', () => {
         const current = await api.read(obj as KubernetesObject & { metadata: { name: string } });
         await api.replace({ ...obj, metadata: { ...obj.metadata, resourceVersion: current.metadata?.resourceVersion } });
       } catch (err) {
-        if ((err as { code?: number }).code !== 404) throw err;
-        await api.create(obj);
+        if ((err as { code?: number }).code !== 404) throw new Error(`${obj.kind} ${obj.metadata?.name}: ${(err as { body?: string }).body ?? String(err)}`);
+        await api.create(obj).catch((e: { body?: string }) => {
+          throw new Error(`${obj.kind} ${obj.metadata?.name}: ${e.body ?? String(e)}`);
+        });
       }
     }
   };
@@ -126,6 +129,34 @@ spec:
     expect((await call(client, { 'end-user': 'jason' })).reply?.backend).toBe('v2');
     await apply(JASON_V2_ELSE_V1);
     await eventually(() => !server!.rejected.has('VirtualService/bookinfo/reviews'), 15_000, 'the refusal to clear');
+    client.close();
+  });
+
+  // The API server refuses loopback endpoint addresses: these backends listen on the host's own non-loopback address.
+  const hostIp = Object.values(os.networkInterfaces())
+    .flat()
+    .find((i) => i && i.family === 'IPv4' && !i.internal)?.address;
+  it.skipIf(!hostIp)('routes to a Kubernetes Service by its EndpointSlices, and follows endpoint changes', async () => {
+    const [a, b] = await Promise.all([startEchoBackend('ratings-a', hostIp), startEchoBackend('ratings-b', hostIp)]);
+    backends.push(a, b);
+    const slice = (port: number) => `apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata: { name: ratings-abc, namespace: bookinfo, labels: { kubernetes.io/service-name: ratings } }
+addressType: IPv4
+ports: [{ name: grpc, port: ${port}, protocol: TCP }]
+endpoints: [{ addresses: [${hostIp}], conditions: { ready: true } }]
+`;
+    await apply(`apiVersion: v1
+kind: Service
+metadata: { name: ratings, namespace: bookinfo }
+spec:
+  ports: [{ name: grpc, port: 9080, targetPort: grpc, protocol: TCP }]
+`);
+    await apply(slice(a.port));
+    const client = xdsClient('ratings.bookinfo.svc.cluster.local:9080', server!.xdsPort, { namespace: 'bookinfo' });
+    await eventually(async () => (await call(client)).reply?.backend === 'ratings-a', 15_000, 'the Service to be reachable');
+    await apply(slice(b.port));
+    await eventually(async () => (await call(client)).reply?.backend === 'ratings-b', 15_000, 'the endpoint change');
     client.close();
   });
 
