@@ -9,8 +9,8 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { AdmissionregistrationV1Api, CoreV1Api, KubeConfig, KubernetesObjectApi, type KubernetesObject, type V1Pod } from '@kubernetes/client-node';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { CoreV1Api, KubeConfig, KubernetesObjectApi, type KubernetesObject } from '@kubernetes/client-node';
+import { afterAll, beforeAll, describe, it } from 'vitest';
 import { parseAllDocuments } from 'yaml';
 import { kubeWiring } from '../../src/app/kube.ts';
 import { MizzenServer } from '../../src/app/server.ts';
@@ -18,6 +18,7 @@ import { createLogger, silentLogger } from '../../src/shared/log.ts';
 import { ensureHelm } from '../infra/helm.ts';
 import { startKubeApiserver } from '../infra/kube-apiserver.ts';
 import { eventually } from '../support/mesh.ts';
+import { caBundlePatched, invalidConfigDenied, podInjected, rootCertPublished, type ClusterUnderTest } from './scenarios.ts';
 
 const CHART = fileURLToPath(new URL('../../manifests/charts/mizzen', import.meta.url));
 const BUILD_TIMEOUT_MS = 40 * 60_000;
@@ -99,55 +100,13 @@ describe.skipIf(!helm)(`helm chart installed on a real kube-apiserver${helm ? ''
     await stopApi?.();
   }, 60_000);
 
-  /** Until mizzen has patched the caBundle, the API server cannot trust the webhooks. */
-  const caBundlePatched = async () => {
-    const admission = kc.makeApiClient(AdmissionregistrationV1Api);
-    const root = Buffer.from(server!.ca!.ca.trustBundle().join('')).toString('base64');
-    await eventually(async () => {
-      const m = await admission.readMutatingWebhookConfiguration({ name: 'istio-sidecar-injector' });
-      const v = await admission.listValidatingWebhookConfiguration({ labelSelector: 'app=istiod' });
-      const bundles = [...(m.webhooks ?? []), ...v.items.flatMap((c) => c.webhooks ?? [])].map((w) => w.clientConfig.caBundle);
-      return bundles.length >= 5 && bundles.every((b) => b === root);
-    }, 20_000, 'caBundle patched on every webhook');
-  };
+  const cluster = (): ClusterUnderTest => ({ kc, rootPem: async () => server!.ca!.ca.trustBundle().join(''), setServiceAccount: true });
 
-  it("installs every rendered object, and mizzen patches its webhooks' caBundle with the mesh root", caBundlePatched);
-
-  it('the API server calls /validate: an invalid VirtualService is denied with the field named', async () => {
-    const vs = { apiVersion: 'networking.istio.io/v1', kind: 'VirtualService', metadata: { name: 'reviews', namespace: 'istio-system' }, spec: { hosts: ['reviews'], http: [{ timeout: 'soon', route: [{ destination: { host: 'reviews' } }] }] } };
-    // The webhook's failurePolicy is Ignore (as Istio's before it is ready): a denial proves the call was made.
-    let denied = '';
-    await eventually(async () => {
-      try {
-        await objects.create(vs);
-        await objects.delete(vs);
-        return false;
-      } catch (err) {
-        denied = String((err as { body?: string }).body ?? err);
-        return /denied the request/.test(denied);
-      }
-    }, 20_000, 'the validating webhook to deny');
-    expect(denied).toContain('VirtualService istio-system/reviews: spec.http[0].timeout');
-  });
-
-  // The test API server runs without the ServiceAccount admission plugin (no controller-manager creates accounts), so
-  // the pod names its account itself, as that plugin would have before the webhooks run.
+  it("installs every rendered object, and mizzen patches its webhooks' caBundle with the mesh root", () => caBundlePatched(cluster()));
+  it('the API server calls /validate: an invalid VirtualService is denied with the field named', () => invalidConfigDenied(cluster(), 'istio-system'));
   it('the API server calls /inject: a pod in an istio-injection=enabled namespace is stored with its sidecar', async () => {
-    await caBundlePatched();
-    await core.createNamespace({ body: { metadata: { name: 'bookinfo', labels: { 'istio-injection': 'enabled' } } } });
-    const pod = await core.createNamespacedPod({
-      namespace: 'bookinfo',
-      body: { metadata: { name: 'reviews-v1', labels: { app: 'reviews', version: 'v1' } }, spec: { serviceAccountName: 'default', containers: [{ name: 'reviews', image: 'bookinfo/reviews:v1', ports: [{ containerPort: 9080 }] }] } },
-    }).catch((err: { body?: string }) => {
-      throw new Error(`pod refused: ${err.body ?? String(err)}`);
-    });
-    const names = (p: V1Pod) => [...(p.spec?.initContainers ?? []), ...(p.spec?.containers ?? [])].map((c) => c.name);
-    expect(names(pod)).toEqual(expect.arrayContaining(['istio-init', 'istio-proxy', 'reviews']));
-    expect(pod.metadata?.annotations?.['sidecar.istio.io/status']).toContain('istio-proxy');
-    expect(pod.metadata?.labels?.['security.istio.io/tlsMode']).toBe('istio');
-    // A namespace without the label is left alone.
-    await core.createNamespace({ body: { metadata: { name: 'plain' } } });
-    const plain = await core.createNamespacedPod({ namespace: 'plain', body: { metadata: { name: 'app' }, spec: { containers: [{ name: 'app', image: 'app' }] } } });
-    expect(names(plain)).toEqual(['app']);
+    await caBundlePatched(cluster());
+    await podInjected(cluster(), 'local');
   });
+  it('publishes istio-ca-root-cert into application namespaces', () => rootCertPublished(cluster(), 'apps'));
 });
