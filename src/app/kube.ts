@@ -6,7 +6,9 @@ import type { TokenReviewer } from '../ca/authenticate.ts';
 import { KubeSource } from '../config/sources/kube-source.ts';
 import type { Logger } from '../shared/log.ts';
 import { kubeTokenReviewer, SecretCaStore } from './kube-ca.ts';
+import { KubeStatusSink, STATUS_LEADER_ELECTION } from './kube-status.ts';
 import { startKubeWriters, type KubeWriters } from './kube-writers.ts';
+import { LeaderElector } from './leader-election.ts';
 
 export interface ClusterAccess {
   /** A kubeconfig file; absent = in-cluster (the pod's service account). */
@@ -34,6 +36,9 @@ export interface KubeWiring {
   caStore: SecretCaStore;
   /** TokenReview for tokens of this cluster: callers that name no cluster, or Istio's default cluster id. */
   tokenReview: (clusterId: string | undefined) => TokenReviewer | undefined;
+  /** Each Istio object's `status` (Reconciled condition), written by the elected leader only. */
+  statusSink: KubeStatusSink;
+  statusElection: LeaderElector;
   /** The leader-elected istio-ca-root-cert publisher and every replica's webhook caBundle patcher. */
   trustBundleWriters: (rootsPem: string) => KubeWriters;
 }
@@ -44,11 +49,15 @@ export const DEFAULT_CLUSTER_ID = 'Kubernetes';
 export function kubeWiring(kc: KubeConfig, o: { log: Logger; namespace: string; clusterId?: string; identity?: string }): KubeWiring {
   const reviewer = kubeTokenReviewer(kc);
   const clusterId = o.clusterId ?? DEFAULT_CLUSTER_ID;
+  const identity = o.identity ?? `${hostname()}-${process.pid}`;
+  const source = kubeConfigSource(kc, o.log);
   return {
-    source: kubeConfigSource(kc, o.log),
+    source,
+    statusSink: new KubeStatusSink({ kubeConfig: kc, kinds: allKinds, apiVersionOf: (kind) => source.apiVersionOf(kind), log: o.log }),
+    statusElection: new LeaderElector({ kubeConfig: kc, namespace: o.namespace, name: STATUS_LEADER_ELECTION, identity, log: o.log }),
     caStore: new SecretCaStore(kc, o.namespace),
     tokenReview: (id) => (id === undefined || id === '' || id === clusterId ? reviewer : undefined),
     // The lease holder's identity: the pod name (unique per replica), as istiod uses.
-    trustBundleWriters: (rootsPem) => startKubeWriters({ kubeConfig: kc, namespace: o.namespace, identity: o.identity ?? `${hostname()}-${process.pid}`, rootsPem, log: o.log }),
+    trustBundleWriters: (rootsPem) => startKubeWriters({ kubeConfig: kc, namespace: o.namespace, identity, rootsPem, log: o.log }),
   };
 }

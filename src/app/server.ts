@@ -72,6 +72,15 @@ export interface ServeOptions {
    * caBundle), started once the CA is up and told of every root change.
    */
   trustBundleWriters?: (rootsPem: string) => TrustBundleWriters;
+  /** Only the holder of this election writes status (kube mode: a Lease among replicas). */
+  statusElection?: Election;
+}
+
+export interface Election {
+  readonly isLeader: boolean;
+  onChange(cb: (leader: boolean) => void): () => void;
+  start(): void;
+  stop(): Promise<void>;
 }
 
 export interface TrustBundleWriters {
@@ -124,7 +133,11 @@ export class MizzenServer {
     this.configStatus = new ConfigStatusTracker({
       kinds: allKinds.all().filter((d) => d.group.endsWith('istio.io')).map((d) => d.kind),
       ...(options.statusSink ? { sink: options.statusSink } : {}),
-      writer: { ...options.statusWriter, log: this.log.child({ scope: 'status' }) },
+      writer: {
+        ...options.statusWriter,
+        ...(options.statusElection ? { isLeader: () => options.statusElection!.isLeader } : {}),
+        log: this.log.child({ scope: 'status' }),
+      },
     });
   }
 
@@ -208,6 +221,11 @@ export class MizzenServer {
         const unsubscribe = ca.ca.onChange(() => writers.setRoots(roots()));
         this.trustWriters = { setRoots: (pem) => writers.setRoots(pem), stop: async () => (unsubscribe(), await writers.stop()) };
       }
+    }
+    if (this.o.statusElection) {
+      // A new leader writes every current status: what the previous one left may be stale.
+      this.o.statusElection.onChange((leader) => leader && this.configStatus.writer?.markDirty());
+      this.o.statusElection.start();
     }
     this.isReady = true;
     this.metrics.startupDuration.set(process.uptime());
@@ -369,6 +387,11 @@ export class MizzenServer {
     return this.provider?.generationErrors ?? 0;
   }
 
+  /** Config versions built so far (one per push that changed config); for tests and debugging. */
+  pushCount(): number {
+    return this.pushCounter;
+  }
+
   connectionCount(): number {
     return this.ads?.connections.size ?? 0;
   }
@@ -377,6 +400,7 @@ export class MizzenServer {
     this.debouncer?.stop();
     this.jwks.stop();
     this.configStatus.stop();
+    await this.o.statusElection?.stop();
     await this.source?.stop();
     await this.trustWriters?.stop();
     this.ads?.closeAll();

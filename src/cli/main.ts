@@ -138,7 +138,7 @@ program
     const server = new MizzenServer({
       ...(kube ? { source: kube.source } : { configDir: opts.config }),
       mesh: { ...mesh, trustDomain },
-      ...(kube ? { trustBundleWriters: kube.trustBundleWriters } : {}),
+      ...(kube ? { trustBundleWriters: kube.trustBundleWriters, statusSink: kube.statusSink, statusElection: kube.statusElection } : {}),
       host: opts.host,
       xdsPort: opts.xdsPort,
       monitoringPort: opts.monitoringPort,

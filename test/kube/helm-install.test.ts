@@ -17,6 +17,7 @@ import { MizzenServer } from '../../src/app/server.ts';
 import { createLogger, silentLogger } from '../../src/shared/log.ts';
 import { ensureHelm } from '../infra/helm.ts';
 import { startKubeApiserver } from '../infra/kube-apiserver.ts';
+import { createCrd } from '../support/kube.ts';
 import { eventually } from '../support/mesh.ts';
 import { caBundlePatched, invalidConfigDenied, podInjected, rootCertPublished, type ClusterUnderTest } from './scenarios.ts';
 
@@ -70,7 +71,7 @@ describe.skipIf(!helm)(`helm chart installed on a real kube-apiserver${helm ? ''
     await core.createNamespace({ body: { metadata: { name: 'istio-system' } } });
     // CRDs first, then everything else once they are served (as helm install does with crds/).
     const isCrd = (o: KubernetesObject) => o.kind === 'CustomResourceDefinition';
-    for (const o of rendered.filter(isCrd)) await objects.create(o);
+    for (const o of rendered.filter(isCrd)) await createCrd(kc, o);
     await eventually(async () => {
       for (const o of rendered.filter(isCrd)) {
         const got = (await objects.read(o as KubernetesObject & { metadata: { name: string } })) as { status?: { conditions?: Array<{ type: string; status: string }> } };

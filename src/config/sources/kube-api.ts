@@ -10,8 +10,8 @@ import { fetch } from 'undici';
 /** An API error with its HTTP status; client-node's ListWatch reads `statusCode` (410 Gone → relist). */
 export class KubeApiError extends Error {
   readonly statusCode: number;
-  constructor(statusCode: number, path: string, body: string) {
-    super(`GET ${path}: HTTP ${statusCode}${body ? `: ${body.slice(0, 300)}` : ''}`);
+  constructor(statusCode: number, path: string, body: string, method = 'GET') {
+    super(`${method} ${path}: HTTP ${statusCode}${body ? `: ${body.slice(0, 300)}` : ''}`);
     this.statusCode = statusCode;
   }
 }
@@ -65,4 +65,16 @@ export async function servedVersions(kc: KubeConfig): Promise<Map<string, Set<st
   const groups = await getJson<{ groups?: Array<{ name: string; versions?: Array<{ version: string }> }> }>(kc, '/apis');
   for (const g of groups.groups ?? []) out.set(g.name, new Set((g.versions ?? []).map((v) => v.version)));
   return out;
+}
+
+/** A JSON merge patch (RFC 7386), e.g. of a status subresource. */
+export async function mergePatch(kc: KubeConfig, path: string, body: unknown, signal?: AbortSignal): Promise<void> {
+  const cluster = kc.getCurrentCluster();
+  if (!cluster) throw new Error('the kubeconfig names no current cluster');
+  const ctx = new RequestContext(cluster.server + path, HttpMethod.PATCH);
+  await kc.applySecurityAuthentication(ctx);
+  const headers = { ...ctx.getHeaders(), 'content-type': 'application/merge-patch+json' };
+  const res = await fetch(ctx.getUrl(), { method: 'PATCH', headers, body: JSON.stringify(body), dispatcher: ctx.getDispatcher(), ...(signal ? { signal } : {}) });
+  const text = await res.text();
+  if (!res.ok) throw new KubeApiError(res.status, path, text, 'PATCH');
 }

@@ -41,6 +41,10 @@ export function pickVersion(def: KindDefinition<any>, served: Map<string, Set<st
 export class KubeSource implements ConfigSource {
   private readonly o: KubeSourceOptions;
   private readonly watches = new Map<string, ListWatch<KubernetesObject>>();
+  /** Kind → the apiVersion it is watched (and its status written) at. */
+  private readonly versions = new Map<string, string>();
+  /** Object key → fingerprint of what was last delivered: updates that change nothing mizzen reads are dropped. */
+  private readonly delivered = new Map<string, string>();
   private readonly retryTimers = new Set<NodeJS.Timeout>();
   private rediscoverTimer: NodeJS.Timeout | undefined;
   private sink: ConfigSink | undefined;
@@ -95,9 +99,14 @@ export class KubeSource implements ConfigSource {
       fieldSelector,
     );
     this.watches.set(def.kind, lw);
-    lw.on('add', (obj) => this.deliver(obj, apiVersion, def.kind));
-    lw.on('update', (obj) => this.deliver(obj, apiVersion, def.kind));
-    lw.on('delete', (obj) => this.sink?.delete(def.kind, def.namespaced ? (obj.metadata?.namespace ?? '') : '', obj.metadata?.name ?? ''));
+    this.versions.set(def.kind, apiVersion);
+    lw.on('add', (obj) => this.deliver(obj, apiVersion, def));
+    lw.on('update', (obj) => this.deliver(obj, apiVersion, def));
+    lw.on('delete', (obj) => {
+      const ns = def.namespaced ? (obj.metadata?.namespace ?? '') : '';
+      this.delivered.delete(`${def.kind}/${ns}/${obj.metadata?.name ?? ''}`);
+      this.sink?.delete(def.kind, ns, obj.metadata?.name ?? '');
+    });
     let delay = this.o.retryMs ?? 1000;
     lw.on('error', (err: unknown) => {
       // ListWatch stops on any error other than 410 Gone and timeouts; restart it with backoff. Objects already
@@ -120,9 +129,24 @@ export class KubeSource implements ConfigSource {
     this.o.log.info({ kind: def.kind, apiVersion, objects: lw.list().length }, 'kind synced');
   }
 
-  private deliver(obj: KubernetesObject, apiVersion: string, kind: string): void {
+  /** The apiVersion a kind is read at (status is written at the same one); undefined while it is not watched. */
+  apiVersionOf(kind: string): string | undefined {
+    return this.versions.get(kind);
+  }
+
+  private deliver(obj: KubernetesObject, apiVersion: string, def: KindDefinition<any>): void {
     const sink = this.sink;
     if (!sink) return;
+    const kind = def.kind;
+    // Our own status writes (and any other status or managedFields churn) come back as updates with a new
+    // resourceVersion. For Istio kinds only spec, labels and annotations matter: dropping those updates keeps a status
+    // write from causing a push, which would cause another status write.
+    const key = `${kind}/${def.namespaced ? (obj.metadata?.namespace ?? 'default') : ''}/${obj.metadata?.name ?? ''}`;
+    const { resourceVersion: _rv, managedFields: _mf, ...meta } = obj.metadata ?? {};
+    const { status: _status, ...rest } = obj as KubernetesObject & { status?: unknown };
+    const fingerprint = JSON.stringify(def.wholeObject ? { ...obj, metadata: meta } : { ...rest, metadata: meta });
+    if (this.delivered.get(key) === fingerprint) return;
+    this.delivered.set(key, fingerprint);
     // Watch events carry apiVersion/kind; list items got them from listAll. The watched version is what the object is
     // read as, whatever version it was written in (Istio's CRDs share one schema across versions).
     const raw = { ...obj, apiVersion, kind };
