@@ -10,8 +10,10 @@ import type { AnalysisFile } from '../analyze/context.ts';
 import { OUTPUT_FORMATS, formatAnalyzerList, formatMessages, type OutputFormat } from '../analyze/format.ts';
 import { levelRank, parseLevel, type Level } from '../analyze/message.ts';
 import { ANALYZERS } from '../analyze/registry.ts';
+import { KubeConfig } from '@kubernetes/client-node';
 import { allKinds } from '../config/kinds/all.ts';
 import { listYamlFiles } from '../config/sources/file-source.ts';
+import { readClusterDocuments } from './analyze-cluster.ts';
 import { loadYamlText } from '../config/sources/load-file.ts';
 
 export const EXIT_USAGE = 64;
@@ -39,6 +41,8 @@ export interface AnalyzeRun {
 
 const ISTIO_ANALYSIS_DOCS = 'https://istio.io/latest/docs/reference/config/analysis';
 const EXTENSIONS = ['.yaml', '.yml', '.json'];
+/** Pseudo file names of cluster documents (never shown: cluster messages carry no file). */
+const CLUSTER_FILE_PREFIX = 'cluster:';
 
 function usage(message: string): AnalyzeRun {
   return { stdout: '', stderr: `Error: ${message}\n`, code: EXIT_USAGE };
@@ -64,32 +68,45 @@ export async function runAnalyze(paths: readonly string[], flags: AnalyzeFlags, 
     if (!known.has(s.code)) stderr += `Warning: Supplied message code '${s.code}' is an unknown message code and will not have any effect.\n`;
   }
   const useKube = flags.useKube === undefined ? undefined : flags.useKube === true || String(flags.useKube).toLowerCase() === 'true';
-  if (flags.kubeconfig !== undefined || useKube === true) {
-    return { stdout: '', stderr: `${stderr}Error: live-cluster analysis (--kubeconfig, --use-kube) is not implemented yet: pass YAML files or folders\n`, code: 1 };
-  }
-  if (paths.length === 0) return usage('no files or folders given (live-cluster analysis is not implemented yet; pass YAML files or folders)');
-
-  // Files are named as the user named them (a folder's files under the folder as given), as istioctl does.
-  const files = new Map<string, string>();
-  for (const p of paths) {
-    const abs = path.resolve(cwd, p);
-    if (!fs.existsSync(abs)) return { stdout: '', stderr: `${stderr}Error: stat ${p}: no such file or directory\n`, code: 1 };
-    if (fs.statSync(abs).isDirectory()) for (const f of await listYamlFiles(abs)) files.set(f, path.join(p, path.relative(abs, f)));
-    else if (EXTENSIONS.includes(path.extname(abs).toLowerCase())) files.set(abs, p);
-    else stderr += `Skipping file ${p}, recognized file extensions are: [${EXTENSIONS.join(' ')}]\n`;
-  }
+  const cluster = flags.kubeconfig !== undefined || (useKube === true && paths.length === 0);
+  if (!cluster && paths.length === 0) return usage('no files or folders given: pass YAML files or folders, or --kubeconfig FILE for a live cluster');
+  if (cluster && paths.length > 0) return usage('give YAML files or folders, or --kubeconfig for a live cluster, not both');
 
   const namespace = flags.allNamespaces ? undefined : flags.namespace;
   const defaultNamespace = namespace ?? 'default';
   const inputs: AnalysisFile[] = [];
-  for (const [f, shown] of files) {
-    const text = fs.readFileSync(f, 'utf8');
-    // Objects carrying no creationTimestamp all get the same one, so "oldest wins" falls back to names: stable runs.
+  // Objects carrying no creationTimestamp all get the same one, so "oldest wins" falls back to names: stable runs.
+  const load = (text: string, shown: string) => {
     const loaded = loadYamlText(text, shown, allKinds, { defaultNamespace, now: () => new Date(0).toISOString() });
     inputs.push({ file: shown, text, objects: loaded.objects, errors: loaded.errors });
+  };
+  if (cluster) {
+    let docs: Awaited<ReturnType<typeof readClusterDocuments>>;
+    try {
+      const kc = new KubeConfig();
+      if (flags.kubeconfig) kc.loadFromFile(flags.kubeconfig);
+      else kc.loadFromDefault();
+      docs = await readClusterDocuments(kc);
+    } catch (err) {
+      return { stdout: '', stderr: `${stderr}Error: reading the cluster: ${(err as Error).message}\n`, code: 1 };
+    }
+    for (const t of docs.texts) load(t.text, `${CLUSTER_FILE_PREFIX}${t.kind}`);
+  } else {
+    // Files are named as the user named them (a folder's files under the folder as given), as istioctl does.
+    const files = new Map<string, string>();
+    for (const p of paths) {
+      const abs = path.resolve(cwd, p);
+      if (!fs.existsSync(abs)) return { stdout: '', stderr: `${stderr}Error: stat ${p}: no such file or directory\n`, code: 1 };
+      if (fs.statSync(abs).isDirectory()) for (const f of await listYamlFiles(abs)) files.set(f, path.join(p, path.relative(abs, f)));
+      else if (EXTENSIONS.includes(path.extname(abs).toLowerCase())) files.set(abs, p);
+      else stderr += `Skipping file ${p}, recognized file extensions are: [${EXTENSIONS.join(' ')}]\n`;
+    }
+    for (const [f, shown] of files) load(fs.readFileSync(f, 'utf8'), shown);
   }
 
   const result = analyze(inputs, { defaultNamespace, ...(namespace ? { namespace } : {}), suppress });
+  // Cluster objects have no file: messages name the resource only, as istioctl's do for a live cluster.
+  if (cluster) for (const m of result.messages) if (m.resource) m.resource = { kind: m.resource.kind, namespace: m.resource.namespace, name: m.resource.name };
   const shownMessages = result.messages.filter((m) => levelRank(m.level) >= levelRank(showAt));
   const parseFailures = new Set(result.unparsed.map((u) => u.file)).size;
   if (result.unparsed.length > 0 && !flags.ignoreUnknown) {
@@ -98,7 +115,7 @@ export async function runAnalyze(paths: readonly string[], flags: AnalyzeFlags, 
 
   let stdout = formatMessages(shownMessages, format);
   if (stdout && !stdout.endsWith('\n')) stdout += '\n';
-  const target = namespace ? `namespace: ${namespace}` : paths.join(', ');
+  const target = namespace ? `namespace: ${namespace}` : cluster ? 'the cluster' : paths.join(', ');
   if (shownMessages.length === 0) {
     stderr +=
       parseFailures === 0 || flags.ignoreUnknown

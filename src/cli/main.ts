@@ -197,7 +197,7 @@ program
 program
   .command('analyze')
   .description(
-    "analyze Istio YAML for problems as istioctl analyze does (Istio's IST codes) plus mizzen's anti-pattern checks (MZA codes, docs/analyzers.md); file mode only: live-cluster analysis (--kubeconfig) is not implemented yet. Exit 79 when an Error is found (log output only), 65 when a document cannot be parsed",
+    "analyze Istio YAML for problems as istioctl analyze does (Istio's IST codes) plus mizzen's anti-pattern checks (MZA codes, docs/analyzers.md), in files or a live cluster (--kubeconfig). Exit 79 when an Error is found (in every output format), 65 when a document cannot be parsed",
   )
   .argument('[paths...]', 'YAML files or folders (folders are read recursively)')
   .option('-o, --output <format>', 'log, json or yaml', 'log')
@@ -208,8 +208,8 @@ program
   .option('--output-threshold <level>', 'the lowest level (Info, Warning, Error) printed', 'Info')
   .option('-L, --list-analyzers', 'list the analyzers and their codes', false)
   .option('--ignore-unknown', "don't complain about documents that are not Kubernetes objects", false)
-  .option('-k, --use-kube [bool]', 'accepted as --use-kube=false for istioctl compatibility; live-cluster analysis is not implemented yet')
-  .option('--kubeconfig <file>', 'not implemented yet: live-cluster analysis')
+  .option('-k, --use-kube [bool]', 'analyze the live cluster of the default kubeconfig when no files are given (istioctl compatible)')
+  .option('--kubeconfig <file>', 'analyze the live cluster: Istio CRDs, Services, Pods, Namespaces and workload templates (never Secrets)')
   .action(async (paths: string[], opts: import('../app/analyze.ts').AnalyzeFlags) => {
     const { runAnalyze } = await import('../app/analyze.ts');
     const r = await runAnalyze(paths, opts, process.cwd());

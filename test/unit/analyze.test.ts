@@ -906,23 +906,24 @@ describe('mizzen analyze (the command)', () => {
     expect(cli('--ignore-unknown', f).code).toBe(0);
   });
 
-  it('usage errors exit 64; live-cluster mode says it is not implemented; -L lists the codes', () => {
+  it('usage errors exit 64; an unreadable kubeconfig is a clear error; -L lists the codes', () => {
     expect(cli('-o', 'xml', SEEDS).code).toBe(64);
     expect(cli('--failure-threshold', 'Fatal', SEEDS).code).toBe(64);
     expect(cli('-S', 'IST0101', SEEDS).code).toBe(64);
     expect(cli().code).toBe(64);
     const kube = cli('--kubeconfig', '/nonexistent');
     expect(kube.code).toBe(1);
-    expect(kube.stderr).toContain('not implemented yet');
+    expect(kube.stderr).toContain('Error: reading the cluster:');
+    expect(cli('--kubeconfig', '/nonexistent', SEEDS).code).toBe(64);
     expect(cli('--use-kube=false', dirWith('clean3', CLEAN)).code).toBe(0);
     const list = cli('-L');
     expect(list.code).toBe(0);
     for (const c of ['IST0101', 'IST0102', 'IST0106', 'IST0108', 'IST0109', 'IST0113', 'IST0118', 'MZA0001', 'MZA0002', 'MZA0003', 'MZA0004', 'MZA0005', 'MZA0006']) expect(list.stdout).toContain(c);
   });
 
-  it('--help says file mode only', () => {
+  it('--help names both modes', () => {
     const r = cli('--help');
-    expect(r.stdout.replace(/\s+/g, ' ')).toContain('file mode only: live-cluster analysis (--kubeconfig) is not implemented yet');
+    expect(r.stdout.replace(/\s+/g, ' ')).toContain('in files or a live cluster (--kubeconfig)');
     expect(r.stdout).toContain('--kubeconfig');
   });
 });
