@@ -6,6 +6,7 @@
  * opt-out (`sidecar.istio.io/inject: "false"`), hostNetwork and the ignored namespaces still skip injection.
  */
 import fs from 'node:fs';
+import { readInjectorDir } from './injector-files.ts';
 import { parse as parseYaml, parseAllDocuments, stringify } from 'yaml';
 import { injectPod, resolveInjectorConfig, type InjectorConfig, type InjectorConfigInput, type ProxyConfigJson, type WorkloadOwner } from '../webhook/inject.ts';
 
@@ -126,6 +127,8 @@ export interface KubeInjectOptions {
   /** Output file (default stdout). */
   output?: string;
   meshConfigFile?: string;
+  /** The istio-sidecar-injector ConfigMap as files (`values`, `config`), as `serve --inject-dir` reads it. */
+  injectDir?: string;
   revision?: string;
   proxyImage?: string;
   nativeSidecars?: boolean;
@@ -135,10 +138,13 @@ export function runKubeInject(o: KubeInjectOptions): { stdout: string; stderr: s
   let config: InjectorConfig;
   let text: string;
   try {
+    const mesh = o.meshConfigFile ? meshConfigInput(fs.readFileSync(o.meshConfigFile, 'utf8')) : undefined;
+    const installed = o.injectDir ? readInjectorDir(o.injectDir, mesh?.defaultConfig) : {};
     config = resolveInjectorConfig({
+      ...installed,
       ...(o.revision ? { revision: o.revision } : {}),
-      ...(o.meshConfigFile ? { mesh: meshConfigInput(fs.readFileSync(o.meshConfigFile, 'utf8')) } : {}),
-      values: { nativeSidecars: o.nativeSidecars ? 'true' : 'false', ...(o.proxyImage ? { proxyImage: o.proxyImage, proxyInitImage: o.proxyImage } : {}) },
+      ...(mesh ? { mesh } : {}),
+      values: { nativeSidecars: o.nativeSidecars ? 'true' : 'false', ...installed.values, ...(o.proxyImage ? { proxyImage: o.proxyImage, proxyInitImage: o.proxyImage } : {}) },
     });
     text = fs.readFileSync(o.filename === '-' ? 0 : o.filename, 'utf8');
   } catch (err) {

@@ -33,6 +33,7 @@ import { planPush } from './push-planner.ts';
 import { ConfigStatusTracker, type StatusSink, type StatusWriterOptions } from './config-status.ts';
 import { startCa, type CaRuntime, type CaRuntimeOptions } from '../ca/runtime.ts';
 import { resolveInjectorConfig } from '../webhook/inject.ts';
+import type { InjectorConfig, InjectorConfigInput, ProxyConfigJson } from '../webhook/injector-config.ts';
 import { startWebhookServer, type WebhookServer } from '../webhook/server.ts';
 
 export const VERSION = '0.1.0';
@@ -72,6 +73,8 @@ export interface ServeOptions {
    * caBundle), started once the CA is up and told of every root change.
    */
   trustBundleWriters?: (rootsPem: string) => TrustBundleWriters;
+  /** The injector's settings (images, control-plane addresses, policy) as installed (`serve --inject-dir`). */
+  injector?: InjectorConfigInput;
   /** Only the holder of this election writes status (kube mode: a Lease among replicas). */
   statusElection?: Election;
 }
@@ -205,13 +208,13 @@ export class MizzenServer {
         this.secureServer!.bindAsync(`${this.o.host}:${this.o.secureXdsPort ?? 15012}`, ca.credentials(), (err, port) => (err ? reject(err) : resolve(port))),
       );
       // 15017: the injection webhook over HTTPS, with the same serving certificate (renewed with it).
-      const trustDomain = this.o.ca.trustDomain;
       this.webhook = await startWebhookServer({
         host: this.o.host,
         port: this.o.webhookPort ?? 15017,
         tls: { getCertificate: () => ({ key: ca.serving.current.key, cert: ca.serving.current.certChain }) },
         registry: this.metrics.registry,
-        config: () => resolveInjectorConfig({ mesh: { trustDomain }, values: { proxyImage: `mizzen/proxy:${VERSION}` } }),
+        // The installed injector settings win; the mesh's trust domain and proxy defaults (discoveryAddress…) apply.
+        config: () => this.injectorConfig(),
         log: this.log.child({ scope: 'webhook' }),
       });
       this.webhookPort = this.webhook.port;
@@ -385,6 +388,15 @@ export class MizzenServer {
   /** Resources that failed to generate since start (should stay 0; tests assert it). */
   generationErrors(): number {
     return this.provider?.generationErrors ?? 0;
+  }
+
+  /** What the injection webhook injects: the installed injector settings over the mesh's trust domain and proxy defaults. */
+  injectorConfig(): InjectorConfig {
+    return resolveInjectorConfig({
+      ...this.o.injector,
+      mesh: { trustDomain: this.o.ca?.trustDomain ?? this.mesh.trustDomain, defaultConfig: this.mesh.defaultConfig as ProxyConfigJson, ...this.o.injector?.mesh },
+      values: { proxyImage: `mizzen/proxy:${VERSION}`, ...this.o.injector?.values },
+    });
   }
 
   /** Config versions built so far (one per push that changed config); for tests and debugging. */

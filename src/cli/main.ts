@@ -6,6 +6,7 @@ import fs from 'node:fs';
 import { Command, InvalidArgumentError } from 'commander';
 import { createIntermediate, initRoot, rotateRoot, signOffline, type ToolResult } from '../app/ca-tool.ts';
 import { kubeWiring, loadKubeConfig, type KubeWiring } from '../app/kube.ts';
+import { readInjectorDir } from '../app/injector-files.ts';
 import { readMeshConfigFile } from '../app/mesh-config-file.ts';
 import { MizzenServer, VERSION } from '../app/server.ts';
 import { createLogger } from '../shared/log.ts';
@@ -67,6 +68,7 @@ interface ServeFlags {
   context?: string;
   caNamespace: string;
   meshConfig?: string;
+  injectDir?: string;
   xdsPort: number;
   monitoringPort: number;
   host: string;
@@ -95,6 +97,7 @@ program
   .option('--kubeconfig <file>', 'read the cluster instead of a folder: Istio CRDs, Services, EndpointSlices, Pods, Nodes, Secrets')
   .option('--context <name>', 'kubeconfig context (default: its current-context)')
   .option('--mesh-config <file>', "MeshConfig YAML (or the istio ConfigMap): outboundTrafficPolicy, trustDomain, extensionProviders, defaultProviders, …")
+  .option('--inject-dir <dir>', "the injector's installed settings: a folder with `values` (JSON) and `config` (YAML), the istio-sidecar-injector ConfigMap mounted as files")
   .option('--ca-namespace <ns>', "kube mode: namespace of the CA's istio-ca-secret", process.env.POD_NAMESPACE ?? 'istio-system')
   .option('--xds-port <port>', 'plaintext ADS port', port, 15010)
   .option('--monitoring-port <port>', 'metrics, readiness and debug port', port, 15014)
@@ -135,9 +138,16 @@ program
     // Kube mode always runs the CA: its root lives in the istio-ca-secret Secret unless a folder or plug-in CA is given.
     const caEnabled = opts.caDir !== undefined || opts.pluginCaDir !== undefined || kube !== undefined;
     const trustDomain = opts.trustDomain ?? mesh.trustDomain ?? 'cluster.local';
+    let injector: ReturnType<typeof readInjectorDir> | undefined;
+    try {
+      if (opts.injectDir) injector = readInjectorDir(opts.injectDir, mesh.defaultConfig as Parameters<typeof readInjectorDir>[1]);
+    } catch (err) {
+      fail(`serve: ${(err as Error).message}`);
+    }
     const server = new MizzenServer({
       ...(kube ? { source: kube.source } : { configDir: opts.config }),
       mesh: { ...mesh, trustDomain },
+      ...(injector ? { injector } : {}),
       ...(kube ? { trustBundleWriters: kube.trustBundleWriters, statusSink: kube.statusSink, statusElection: kube.statusElection } : {}),
       host: opts.host,
       xdsPort: opts.xdsPort,
@@ -387,12 +397,13 @@ program
   .requiredOption('-f, --filename <file>', 'input YAML, multi-document (- for stdin)')
   .option('-o, --output <file>', 'write the result to this file instead of stdout')
   .option('--meshConfigFile <file>', 'MeshConfig YAML (or the istio ConfigMap): trustDomain, meshId, defaultConfig, enablePrometheusMerge')
-  .option('--revision <rev>', 'the control-plane revision to inject for', 'default')
-  .option('--proxy-image <image>', 'image of istio-proxy and istio-init', `mizzen/proxy:${VERSION}`)
+  .option('--inject-dir <dir>', 'the installed injector settings (the istio-sidecar-injector ConfigMap as files `values` and `config`), as serve reads them')
+  .option('--revision <rev>', 'the control-plane revision to inject for')
+  .option('--proxy-image <image>', `image of istio-proxy and istio-init (default: the --inject-dir values, else mizzen/proxy:${VERSION})`)
   .option('--native-sidecars', 'istio-proxy as a native sidecar (an init container with restartPolicy Always; Kubernetes >= 1.29)', false)
-  .action(async (opts: { filename: string; output?: string; meshConfigFile?: string; revision: string; proxyImage: string; nativeSidecars: boolean }) => {
+  .action(async (opts: { filename: string; output?: string; meshConfigFile?: string; injectDir?: string; revision?: string; proxyImage?: string; nativeSidecars: boolean }) => {
     const { runKubeInject } = await import('../app/kube-inject.ts');
-    const r = runKubeInject(opts);
+    const r = runKubeInject({ ...opts, ...(!opts.proxyImage && !opts.injectDir ? { proxyImage: `mizzen/proxy:${VERSION}` } : {}) });
     process.stdout.write(r.stdout);
     process.stderr.write(r.stderr);
     process.exitCode = r.code;

@@ -21,6 +21,9 @@ describe.skipIf(!kubeconfig)('kind: mizzen installed by helm, running from its i
       // The root every replica signs with lives in istio-ca-secret.
       rootPem: async () => Buffer.from((await core.readNamespacedSecret({ name: 'istio-ca-secret', namespace })).data?.['root-cert.pem'] ?? '', 'base64').toString(),
       setServiceAccount: false,
+      // test/kind/run.sh installs with --set global.hub=$HUB --set global.tag=$TAG.
+      expectedProxyImage: `${process.env.MIZZEN_KIND_HUB ?? 'localhost/mizzen'}/mizzen-proxy:${process.env.MIZZEN_KIND_TAG ?? 'e2e'}`,
+      expectedCaAddress: `mizzen.${namespace}.svc:15012`,
     };
   };
   const run = `${Date.now() % 100000}`;

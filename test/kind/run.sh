@@ -34,4 +34,5 @@ helm install mizzen manifests/charts/mizzen --namespace "$NS" --create-namespace
 kubectl -n "$NS" rollout status deployment/mizzen --timeout=120s
 helm test mizzen --namespace "$NS" --timeout 2m
 
-MIZZEN_KIND_KUBECONFIG="$KUBECONFIG_FILE" MIZZEN_KIND_NAMESPACE="$NS" npx vitest run test/kind
+MIZZEN_KIND_KUBECONFIG="$KUBECONFIG_FILE" MIZZEN_KIND_NAMESPACE="$NS" MIZZEN_KIND_HUB="$HUB" MIZZEN_KIND_TAG="$TAG" \
+  npx vitest run test/kind

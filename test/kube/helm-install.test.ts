@@ -9,10 +9,14 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { CoreV1Api, KubeConfig, KubernetesObjectApi, type KubernetesObject } from '@kubernetes/client-node';
-import { afterAll, beforeAll, describe, it } from 'vitest';
+import { CoreV1Api, KubeConfig, KubernetesObjectApi, type KubernetesObject, type V1PodSpec } from '@kubernetes/client-node';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseAllDocuments } from 'yaml';
+import { injectorInput } from '../../src/app/injector-files.ts';
+import { kubeInjectText } from '../../src/app/kube-inject.ts';
 import { kubeWiring } from '../../src/app/kube.ts';
+import { parseMeshConfig } from '../../src/config/mesh-config.ts';
+import type { ProxyConfigJson } from '../../src/webhook/injector-config.ts';
 import { MizzenServer } from '../../src/app/server.ts';
 import { createLogger, silentLogger } from '../../src/shared/log.ts';
 import { ensureHelm } from '../infra/helm.ts';
@@ -81,6 +85,11 @@ describe.skipIf(!helm)(`helm chart installed on a real kube-apiserver${helm ? ''
     }, 60_000, 'CRDs established');
     for (const o of rendered.filter((x) => !isCrd(x))) await objects.create(o);
 
+    // As the chart's Deployment does: the mesh and injector ConfigMaps are what serve reads (--mesh-config, --inject-dir).
+    const cm = (name: string) => rendered.find((o) => o.kind === 'ConfigMap' && o.metadata?.name === name) as unknown as { data: Record<string, string> };
+    const mesh = parseMeshConfig(cm('istio').data.mesh!);
+    if (!mesh.ok) throw new Error(`chart mesh config refused: ${JSON.stringify(mesh.errors)}`);
+    const injector = injectorInput(cm('istio-sidecar-injector').data.values, cm('istio-sidecar-injector').data.config, mesh.value.mesh.defaultConfig as ProxyConfigJson);
     const kube = kubeWiring(kc, { log, namespace: 'istio-system' });
     server = new MizzenServer({
       source: kube.source,
@@ -90,6 +99,8 @@ describe.skipIf(!helm)(`helm chart installed on a real kube-apiserver${helm ? ''
       secureXdsPort: 0,
       webhookPort,
       log,
+      mesh: mesh.value.mesh,
+      injector,
       ca: { trustDomain: 'cluster.local', store: kube.caStore, tokenReview: kube.tokenReview, keyType: 'ec', servingDnsNames: ['mizzen.istio-system.svc', 'istiod.istio-system.svc', 'localhost'] },
       trustBundleWriters: kube.trustBundleWriters,
     });
@@ -101,13 +112,40 @@ describe.skipIf(!helm)(`helm chart installed on a real kube-apiserver${helm ? ''
     await stopApi?.();
   }, 60_000);
 
-  const cluster = (): ClusterUnderTest => ({ kc, rootPem: async () => server!.ca!.ca.trustBundle().join(''), setServiceAccount: true });
+  const cluster = (): ClusterUnderTest => ({
+    kc,
+    rootPem: async () => server!.ca!.ca.trustBundle().join(''),
+    setServiceAccount: true,
+    expectedProxyImage: 'ghcr.io/mizzen/mizzen-proxy:0.1.0',
+    expectedCaAddress: 'mizzen.istio-system.svc:15012',
+  });
 
   it("installs every rendered object, and mizzen patches its webhooks' caBundle with the mesh root", () => caBundlePatched(cluster()));
   it('the API server calls /validate: an invalid VirtualService is denied with the field named', () => invalidConfigDenied(cluster(), 'istio-system'));
   it('the API server calls /inject: a pod in an istio-injection=enabled namespace is stored with its sidecar', async () => {
     await caBundlePatched(cluster());
-    await podInjected(cluster(), 'local');
+    const pod = await podInjected(cluster(), 'local');
+    // kube-inject, with the same settings, injects a Deployment's pod template identically.
+    const deployment = `apiVersion: apps/v1
+kind: Deployment
+metadata: { name: reviews-v1, namespace: local-injected }
+spec:
+  selector: { matchLabels: { app: reviews } }
+  template:
+    metadata: { labels: { app: reviews, version: v1 } }
+    spec:
+      serviceAccountName: default
+      containers: [{ name: reviews, image: docker.io/istio/examples-bookinfo-reviews-v1:1.20.2, ports: [{ containerPort: 9080 }] }]
+`;
+    const offline = kubeInjectText(deployment, server!.injectorConfig());
+    expect(offline.errors).toEqual([]);
+    const template = (parseAllDocuments(offline.output)[0]!.toJS() as { spec: { template: { spec: V1PodSpec } } }).spec.template.spec;
+    const shape = (s: V1PodSpec) => ({
+      // What injection decides; fields the API server defaults (port protocols, pull policies) are left out.
+      containers: [...(s.initContainers ?? []), ...s.containers].map((x) => ({ name: x.name, image: x.image, args: x.args, env: (x.env ?? []).map((e) => e.name), mounts: (x.volumeMounts ?? []).map((m) => m.mountPath) })),
+      volumes: (s.volumes ?? []).map((v) => v.name),
+    });
+    expect(shape(template)).toEqual(shape(pod.spec!));
   });
   it('publishes istio-ca-root-cert into application namespaces', () => rootCertPublished(cluster(), 'apps'));
 });

@@ -16,6 +16,9 @@ export interface ClusterUnderTest {
    * admission plugin (no controller-manager creates accounts), which would set it before the webhooks run.
    */
   setServiceAccount: boolean;
+  /** What the installed chart says the sidecar is: its image and the control plane's address for the CA. */
+  expectedProxyImage: string;
+  expectedCaAddress: string;
 }
 
 /** Until mizzen has patched the caBundle, the API server cannot trust the webhooks. */
@@ -50,7 +53,8 @@ export async function invalidConfigDenied(c: ClusterUnderTest, namespace: string
 }
 
 /** The API server calls /inject: a pod in an istio-injection=enabled namespace is stored with its sidecar. */
-export async function podInjected(c: ClusterUnderTest, prefix: string): Promise<void> {
+/** Returns the stored injected pod, for callers that compare it with other injection paths. */
+export async function podInjected(c: ClusterUnderTest, prefix: string): Promise<V1Pod> {
   const core = c.kc.makeApiClient(CoreV1Api);
   const injected = `${prefix}-injected`;
   const plainNs = `${prefix}-plain`;
@@ -69,8 +73,19 @@ export async function podInjected(c: ClusterUnderTest, prefix: string): Promise<
   expect(names(pod)).toEqual(expect.arrayContaining(['istio-init', 'istio-proxy', 'reviews']));
   expect(pod.metadata?.annotations?.['sidecar.istio.io/status']).toContain('istio-proxy');
   expect(pod.metadata?.labels?.['security.istio.io/tlsMode']).toBe('istio');
+  // The installed settings, not built-in defaults: the chart's proxy image and the control plane's own Service.
+  const proxy = pod.spec?.containers?.find((x) => x.name === 'istio-proxy');
+  expect(proxy?.image).toBe(c.expectedProxyImage);
+  expect(proxy?.env?.find((e) => e.name === 'CA_ADDR')?.value).toBe(c.expectedCaAddress);
+  // A pod that opts out by label stays as it is, in an injected namespace too.
+  const optOut = await core.createNamespacedPod({
+    namespace: injected,
+    body: { metadata: { name: 'opted-out', labels: { 'sidecar.istio.io/inject': 'false' } }, spec: { ...sa, containers: [{ name: 'app', image: 'docker.io/library/busybox:1.36' }] } },
+  });
+  expect(names(optOut)).toEqual(['app']);
   const plain = await core.createNamespacedPod({ namespace: plainNs, body: { metadata: { name: 'app' }, spec: { ...sa, containers: [{ name: 'app', image: 'docker.io/library/busybox:1.36' }] } } });
   expect(names(plain)).toEqual(['app']);
+  return pod;
 }
 
 /** The leader publishes the root as istio-ca-root-cert in application namespaces. */
