@@ -13,6 +13,7 @@
  * are recognised, so that injecting an injected pod gives back the same pod (`changed: false`).
  */
 import { parse as parseYaml } from 'yaml';
+import { clonePlain } from './clone.ts';
 import { finishPod } from './finish-pod.ts';
 import { isRecord, podAnnotations, podLabels, proxyContainer, statusPortOf, TEMPLATES, type TemplateContext } from './templates.ts';
 
@@ -256,7 +257,7 @@ function readStatus(pod: Pod): InjectionStatus | undefined {
 /** The pod as given, cloned, with `metadata` and `spec.containers` present; a reason when it is no pod at all. */
 export function normalizePod(value: unknown): Pod | string {
   if (!isRecord(value)) return 'the object is not a Pod';
-  const pod = structuredClone(value) as Record<string, unknown>;
+  const pod = clonePlain(value);
   if (pod.metadata === undefined || pod.metadata === null) pod.metadata = {};
   if (!isRecord(pod.metadata)) return 'metadata is not an object';
   if (!isRecord(pod.spec)) return 'spec is missing or not an object';
@@ -324,7 +325,7 @@ function injectUnsafe(req: InjectRequest): InjectOutcome {
     return { kind: 'failed', message: `Pod injection failed: requested template ${JSON.stringify(missing[0])} not found; have ${Object.keys(TEMPLATES).join(', ')}` };
   }
 
-  const before = structuredClone(pod);
+  const before = clonePlain(pod);
   const prev = readStatus(pod);
   // What the previous injection saved in its proxy: the user's scrape settings and original probes.
   const oldProxy = prev ? proxyContainer(pod) : undefined;

@@ -23,9 +23,10 @@
 import tls from 'node:tls';
 import Fastify, { type FastifyError, type FastifyInstance } from 'fastify';
 import { Counter, Histogram, type Registry } from 'prom-client';
-import { createPatch, type Operation } from 'rfc6902';
+import type { Operation } from 'rfc6902';
 import type { Logger } from '../shared/log.ts';
 import { injectPod, type InjectorConfig, type StringMap } from './inject.ts';
+import { createPodPatch } from './json-patch.ts';
 import { isRecord } from './templates.ts';
 import { recordValidation, reviewValidation, validationMetrics } from './validate.ts';
 
@@ -81,16 +82,14 @@ export type ReviewOutcome =
   | { ok: true; review: AdmissionReviewResponse; result: 'injected' | 'skipped' | 'failed'; message?: string }
   | { ok: false; error: string };
 
-/** Arrays this large are replaced whole instead of diffed element by element (the array diff is quadratic). */
-const MAX_ARRAY_DIFF_CELLS = 10_000;
-const boundedDiff = (input: unknown, output: unknown, ptr: { toString(): string }): Operation[] | void => {
-  if (Array.isArray(input) && Array.isArray(output) && input.length * output.length > MAX_ARRAY_DIFF_CELLS) return [{ op: 'replace', path: ptr.toString(), value: output }];
-};
-
+/**
+ * The pod without metadata.managedFields, leaving the request as it is. Shallow: nothing downstream writes to it
+ * (injectPod works on its own deep copy, the patch only reads it).
+ */
 function withoutManagedFields(obj: Record<string, unknown>): Record<string, unknown> {
-  const copy = structuredClone(obj);
-  if (isRecord(copy.metadata)) delete copy.metadata.managedFields;
-  return copy;
+  if (!isRecord(obj.metadata) || !Object.hasOwn(obj.metadata, 'managedFields')) return obj;
+  const { managedFields: _dropped, ...metadata } = obj.metadata;
+  return { ...obj, metadata };
 }
 
 /** One AdmissionReview → its answer (pure apart from logging). Never throws. */
@@ -142,7 +141,8 @@ function reviewUnsafe(body: unknown, ctx: ReviewContext): ReviewOutcome {
   if (outcome.kind === 'failed') return { ok: true, review: answer({ allowed: false, status: { message: outcome.message } }), result: 'failed', message: outcome.message };
   let patch: Operation[];
   try {
-    patch = createPatch(original, outcome.pod, boundedDiff);
+    // rfc6902's createPatch with arrays over 10,000 table cells replaced whole, computed without its cost (json-patch.ts).
+    patch = createPodPatch(original, outcome.pod);
   } catch (err) {
     const message = `Pod injection failed: could not compute the patch: ${(err as Error).message}`;
     return { ok: true, review: answer({ allowed: false, status: { message } }), result: 'failed', message };
@@ -219,6 +219,9 @@ export async function startWebhookServer(o: WebhookServerOptions): Promise<Webho
       cert: current.cert,
       minVersion: 'TLSv1.2',
       handshakeTimeout: 10_000,
+      // Node enforces requestTimeout/headersTimeout only when it sweeps its connections, every 30 s by default: a
+      // slow-loris client (headers at one byte per second) would hold its socket for up to 40 s, not 10.
+      connectionsCheckingInterval: 1000,
       SNICallback: (_name: string, cb: (err: Error | null, ctx?: tls.SecureContext) => void) => {
         refreshCertificate();
         cb(null, context);
