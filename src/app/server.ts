@@ -54,6 +54,10 @@ export interface ServeOptions {
   clock?: Clock;
   /** Unflushed response bytes across all streams before responses wait their turn (default 32 MiB). */
   sendBudgetBytes?: number;
+  /** A stream that has flushed nothing for this long no longer holds back others' pushes (default 2 s). */
+  stuckAfterMs?: number;
+  /** A stream that has flushed nothing for this long is ended with UNAVAILABLE (default 30 s). */
+  sendTimeoutMs?: number;
   /** Check every generated resource against Envoy's schema and validation rules (tests, debugging). */
   verifyXds?: boolean;
   /** The CA and the TLS port (ADS + IstioCertificateService); absent = no TLS server. */
@@ -180,6 +184,8 @@ export class MizzenServer {
       currentVersion: () => this.currentVersion,
       observer: this.observer(),
       ...(this.o.sendBudgetBytes ? { sendBudgetBytes: this.o.sendBudgetBytes } : {}),
+      ...(this.o.stuckAfterMs ? { stuckAfterMs: this.o.stuckAfterMs } : {}),
+      ...(this.o.sendTimeoutMs ? { sendTimeoutMs: this.o.sendTimeoutMs } : {}),
     });
     this.grpcServer = new grpc.Server({
       'grpc.max_receive_message_length': 4 * 1024 * 1024,

@@ -27,6 +27,9 @@ export async function startMonitoring(options: { host: string; port: number; met
     connectionTimeout: 10_000,
     requestTimeout: 10_000,
     bodyLimit: 64 * 1024,
+    // Node enforces requestTimeout/headersTimeout only when it sweeps its connections, every 30 s by default: a
+    // slow-loris client (headers at one byte per second) then holds its socket for up to 40 s, not 10.
+    http: { connectionsCheckingInterval: 1000 },
   });
   const { metrics, debug } = options;
   app.get('/ready', async (_req, reply) => {

@@ -24,6 +24,8 @@ export interface TestMesh {
 export interface MeshOptions {
   debounceAfterMs?: number;
   sendBudgetBytes?: number;
+  stuckAfterMs?: number;
+  sendTimeoutMs?: number;
   /** Start the CA and the secure port (ADS + CA over TLS) with a test token issuer (see tokenFor). */
   ca?: { jwksFile: string; issuer: string };
 }
@@ -33,6 +35,8 @@ export async function startMesh(files: Record<string, string>, options: MeshOpti
   for (const [f, text] of Object.entries(files)) fs.writeFileSync(path.join(dir, f), text);
   const log = process.env.MIZZEN_TEST_LOG ? createLogger({ level: process.env.MIZZEN_TEST_LOG }) : silentLogger;
   const server = new MizzenServer({ configDir: dir, host: '127.0.0.1', xdsPort: 0, monitoringPort: 0, log, verifyXds: true, debounceAfterMs: options.debounceAfterMs ?? 50, ...(options.sendBudgetBytes ? { sendBudgetBytes: options.sendBudgetBytes } : {}),
+    ...(options.stuckAfterMs ? { stuckAfterMs: options.stuckAfterMs } : {}),
+    ...(options.sendTimeoutMs ? { sendTimeoutMs: options.sendTimeoutMs } : {}),
     ...(options.ca ? { secureXdsPort: 0, webhookPort: 0, ca: { trustDomain: 'cluster.local', caDir: path.join(dir, '.ca'), keyType: 'ec' as const, tokenJwks: options.ca.jwksFile, tokenIssuer: options.ca.issuer } } : {}),
   });
   await server.start();

@@ -20,6 +20,8 @@ export interface ConnectionDeps<P> {
   controlPlaneId: string;
   typeOrder: readonly string[];
   gate: SendGate;
+  /** Unflushed bytes one stream may hold before it waits for its own writes to flush. */
+  streamBufferBytes: number;
 }
 
 /** The part of a grpc-js duplex call a connection writes to. */
@@ -69,8 +71,18 @@ export abstract class Connection<P> {
   private pending: PushRequest | undefined;
   /** Request answers that had to wait, per watch. */
   private readonly deferred = new Map<WatchState, DeferredAnswer>();
-  /** Bytes written and not yet flushed, returned to the gate on flush (or on close). */
+  /** Bytes written and not yet flushed. */
   private outstanding = 0;
+  /**
+   * The part of `outstanding` still counted in the shared gate. A stream that stops reading has its bytes written off
+   * (see checkProgress): they stay this stream's alone, so one stuck client cannot hold the budget every other
+   * proxy's pushes wait for.
+   */
+  private counted = 0;
+  /** When a write last flushed (or the first write after an idle period went out). */
+  private lastProgress: number;
+  /** Written off as not reading: no further writes until its buffered bytes flush. */
+  private stuck = false;
   private nonceCounter = 0;
   private readonly noncePrefix = randomBytes(4).toString('hex');
   closed = false;
@@ -80,6 +92,7 @@ export abstract class Connection<P> {
     this.sink = sink;
     this.peer = peer;
     this.connectedAt = deps.now();
+    this.lastProgress = this.connectedAt;
   }
 
   abstract readonly mode: 'sotw' | 'delta';
@@ -119,26 +132,50 @@ export abstract class Connection<P> {
     return this.deps.provider.resources(this.proxy as P, this.subscription(w), only);
   }
 
-  /** Can a response be generated and written now? Not while this socket is full or the shared budget is spent. */
+  /**
+   * Can a response be generated and written now? Not while this socket is full, this stream holds its share of
+   * unflushed bytes or was written off as not reading, or the shared budget is spent.
+   */
   private canSend(): boolean {
-    return !this.blocked && this.deps.gate.open;
+    return !this.blocked && !this.ownBufferFull() && this.deps.gate.open;
   }
 
-  /** Waits for the socket to drain or the budget to free up; `resume` runs what was deferred. */
+  /** Holding its share of unflushed bytes, or written off as not reading: only its own flushes can free it. */
+  private ownBufferFull(): boolean {
+    return this.stuck || this.outstanding >= this.deps.streamBufferBytes;
+  }
+
+  /**
+   * Waits for the socket to drain, this stream's writes to flush, or the shared budget to free up; `resume` runs what
+   * was deferred. Only the last joins the gate's queue: a stream the gate woke that still cannot send for its own
+   * reasons would otherwise rejoin the queue at once, and the gate would wake it again, forever.
+   */
   private waitToSend(): void {
-    if (!this.blocked) this.deps.gate.wait(this);
+    if (this.blocked || this.ownBufferFull()) return; // 'drain' or a write callback resumes it
+    this.deps.gate.wait(this);
   }
 
   /** Writes one encoded response, counted against the shared budget until it is flushed. */
   protected send(typeUrl: string, bytes: Buffer, resources: number): void {
     this.deps.observer.sent?.(typeUrl, resources, bytes.length, this.id, this.watches.get(typeUrl)?.versionSent);
     const size = bytes.length;
+    if (this.outstanding === 0) this.lastProgress = this.deps.now();
     this.outstanding += size;
+    this.counted += size;
     this.deps.gate.take(size);
     const more = this.sink.write(bytes, () => {
-      if (this.closed) return; // close() already returned this stream's outstanding bytes
+      if (this.closed) return; // close() already returned this stream's counted bytes
+      const wasFull = this.ownBufferFull();
       this.outstanding -= size;
-      this.deps.gate.release(size);
+      this.lastProgress = this.deps.now();
+      const back = Math.min(size, this.counted);
+      this.counted -= back;
+      if (this.outstanding <= 0) {
+        this.outstanding = 0;
+        this.stuck = false;
+      }
+      this.deps.gate.release(back);
+      if (wasFull && !this.ownBufferFull() && !this.blocked) this.resume();
     });
     if (!more && !this.blocked) {
       this.blocked = true;
@@ -238,11 +275,31 @@ export abstract class Connection<P> {
     this.deps.log.warn({ proxy: this.id, type: w.typeUrl, nonce, error: message }, 'proxy rejected config (NACK); it keeps its last good config');
   }
 
+  /**
+   * A stream whose written bytes have not flushed for `stuckAfterMs` stops counting against the shared budget (its
+   * bytes are written off and it sends nothing more until they flush); after `timeoutMs` without progress it should
+   * be ended (istiod's PILOT_XDS_SEND_TIMEOUT): a client that never reads must not keep memory forever.
+   */
+  checkProgress(now: number, stuckAfterMs: number, timeoutMs: number): 'ok' | 'timeout' {
+    if (this.closed || this.outstanding === 0) return 'ok';
+    const idle = now - this.lastProgress;
+    if (idle >= timeoutMs) return 'timeout';
+    if (idle >= stuckAfterMs && !this.stuck) {
+      this.stuck = true;
+      const off = this.counted;
+      this.counted = 0;
+      this.deps.log.warn({ proxy: this.id, unflushedBytes: this.outstanding, idleMs: idle }, 'proxy is not reading its xDS stream; its buffered bytes no longer hold back other proxies');
+      this.deps.gate.release(off);
+    }
+    return 'ok';
+  }
+
   close(): void {
     if (this.closed) return;
     this.closed = true;
     this.deps.gate.forget(this);
-    this.deps.gate.release(this.outstanding);
+    this.deps.gate.release(this.counted);
+    this.counted = 0;
     this.outstanding = 0;
     this.deferred.clear();
     this.pending = undefined;

@@ -10,6 +10,7 @@ import { DeltaConnection } from './delta.ts';
 import { decodeDeltaDiscoveryRequest, decodeDiscoveryRequest, type DeltaDiscoveryRequest, type DiscoveryRequest } from './messages.ts';
 import { StreamRefusal, type ProtocolObserver, type ResourceProvider } from './provider.ts';
 import { releaseDecoderBuffers } from './decoder-release.ts';
+import { resetCallStream } from './stream-reset.ts';
 import { SendGate } from './send-gate.ts';
 import { SotwConnection } from './sotw.ts';
 
@@ -48,6 +49,12 @@ export interface AdsServerOptions<P> {
   currentVersion: () => string;
   /** Bytes written to all streams but not yet flushed before further responses wait (default 32 MiB). */
   sendBudgetBytes?: number;
+  /** Unflushed bytes one stream may hold before it waits for its own writes (default 4 MiB; one response always fits). */
+  streamBufferBytes?: number;
+  /** A stream with nothing flushed for this long stops counting against the shared budget (default 2 s). */
+  stuckAfterMs?: number;
+  /** A stream with nothing flushed for this long is ended with UNAVAILABLE (default 30 s; istiod: PILOT_XDS_SEND_TIMEOUT). */
+  sendTimeoutMs?: number;
 }
 
 export class AdsServer<P> {
@@ -55,8 +62,15 @@ export class AdsServer<P> {
   /** Every open call, identified or not, so shutdown can end them. */
   private readonly calls = new Set<grpc.ServerDuplexStream<unknown, Buffer>>();
   private readonly deps: ConnectionDeps<P>;
+  /** How to end each stream's call at once (slow-consumer timeouts). */
+  private readonly enders = new Map<Connection<P>, () => void>();
+  private progressTimer: ReturnType<typeof setInterval> | undefined;
+  private readonly stuckAfterMs: number;
+  private readonly sendTimeoutMs: number;
 
   constructor(options: AdsServerOptions<P>) {
+    this.stuckAfterMs = options.stuckAfterMs ?? 2000;
+    this.sendTimeoutMs = options.sendTimeoutMs ?? 30_000;
     this.deps = {
       provider: options.provider,
       observer: options.observer ?? {},
@@ -66,7 +80,24 @@ export class AdsServer<P> {
       controlPlaneId: options.controlPlaneId,
       typeOrder: options.typeOrder,
       gate: new SendGate(options.sendBudgetBytes ?? 32 * 1024 * 1024),
+      streamBufferBytes: options.streamBufferBytes ?? 4 * 1024 * 1024,
     };
+  }
+
+  /** Once a second: write off streams that stopped reading, end those stuck past the send timeout. */
+  private watchProgress(): void {
+    if (this.progressTimer) return;
+    const every = Math.max(50, Math.min(1000, this.stuckAfterMs / 2));
+    this.progressTimer = setInterval(() => {
+      const now = this.deps.now();
+      for (const c of this.connections) {
+        if (c.checkProgress(now, this.stuckAfterMs, this.sendTimeoutMs) === 'timeout') {
+          this.deps.log.warn({ proxy: c.id, timeoutMs: this.sendTimeoutMs }, 'ending an xDS stream that has not read for the send timeout');
+          this.enders.get(c)?.();
+        }
+      }
+    }, every);
+    this.progressTimer.unref();
   }
 
   /**
@@ -88,6 +119,7 @@ export class AdsServer<P> {
     this.calls.add(untyped);
     const finish = () => {
       this.calls.delete(untyped);
+      this.enders.delete(conn);
       if (conn.closed) return;
       conn.close();
       this.connections.delete(conn);
@@ -96,6 +128,12 @@ export class AdsServer<P> {
       finish();
       call.emit('error', { code, details, metadata: new grpc.Metadata() });
     };
+    this.enders.set(conn, () => {
+      refuse(grpc.status.UNAVAILABLE, `slow consumer: nothing read for ${this.sendTimeoutMs} ms`);
+      // The status waits behind responses the client will never read: reset the stream so they are dropped now.
+      resetCallStream(untyped);
+    });
+    this.watchProgress();
     // Until the stream is authenticated, requests queue (bounded: a client that floods before authenticating is cut).
     let queue: R[] | undefined = authenticate ? [] : undefined;
     if (authenticate) {
@@ -153,6 +191,8 @@ export class AdsServer<P> {
 
   /** Ends every stream with UNAVAILABLE, so clients reconnect (to this or another replica) at once. */
   closeAll(): void {
+    if (this.progressTimer) clearInterval(this.progressTimer);
+    this.progressTimer = undefined;
     for (const c of this.connections) c.close();
     this.connections.clear();
     for (const call of this.calls) {
