@@ -136,7 +136,84 @@ function extensionProviders(x: unknown, errors: FieldError[]): ExtensionProvider
     names.add(p.name);
     const kinds = Object.keys(p).filter((k) => k !== 'name');
     if (kinds.length !== 1) errors.push({ path, message: `a provider has exactly one kind (envoyFileAccessLog, opentelemetry, zipkin, …), got ${kinds.length}` });
-    user.push(p as unknown as ExtensionProvider);
+    const provider = { ...p } as unknown as ExtensionProvider;
+    for (const kind of ['envoyExtAuthzHttp', 'envoyExtAuthzGrpc'] as const) {
+      if (p[kind] !== undefined) {
+        const checked = extAuthzProvider(kind, p[kind], `${path}.${kind}`, errors);
+        if (checked) (provider as unknown as Record<string, unknown>)[kind] = checked;
+      }
+    }
+    user.push(provider);
   });
   return [...BUILTIN_EXTENSION_PROVIDERS.filter((b) => !names.has(b.name)), ...user];
+}
+
+const EXT_AUTHZ_COMMON = ['service', 'port', 'timeout', 'failOpen', 'statusOnError', 'includeRequestBodyInCheck'];
+const EXT_AUTHZ_HTTP_ONLY = [
+  'pathPrefix', 'includeHeadersInCheck', 'includeRequestHeadersInCheck', 'includeAdditionalHeadersInCheck', 'headersToUpstreamOnAllow',
+  'headersToDownstreamOnDeny', 'headersToDownstreamOnAllow',
+];
+const HEADER_LISTS = ['includeHeadersInCheck', 'includeRequestHeadersInCheck', 'headersToUpstreamOnAllow', 'headersToDownstreamOnDeny', 'headersToDownstreamOnAllow'];
+
+/**
+ * MeshConfig.ExtensionProvider envoyExtAuthzHttp / envoyExtAuthzGrpc (istio/api mesh/v1alpha1/config.proto), with the
+ * checks istiod makes before building the ext_authz filter (builder/extauthz.go): service and port required, port in
+ * [1, 65535] (a number, or its text as proto JSON allows), timeout a duration, statusOnError an HTTP status code as
+ * text, pathPrefix starting with `/`, no lone `*` in header lists, maxRequestBytes > 0. Unknown fields are refused, as
+ * istiod's strict MeshConfig parsing does. Returns the provider with `port` as a number and `statusOnError` as text.
+ */
+function extAuthzProvider(kind: 'envoyExtAuthzHttp' | 'envoyExtAuthzGrpc', x: unknown, path: string, errors: FieldError[]): Record<string, unknown> | undefined {
+  if (!isRecord(x)) {
+    errors.push({ path, message: 'must be a mapping' });
+    return undefined;
+  }
+  const before = errors.length;
+  const err = (field: string, message: string) => errors.push({ path: `${path}.${field}`, message });
+  const known = kind === 'envoyExtAuthzHttp' ? [...EXT_AUTHZ_COMMON, ...EXT_AUTHZ_HTTP_ONLY] : EXT_AUTHZ_COMMON;
+  for (const k of Object.keys(x)) if (!known.includes(k)) err(k, `unknown field for ${kind}${EXT_AUTHZ_HTTP_ONLY.includes(k) ? ' (HTTP providers only)' : ''}`);
+  const out: Record<string, unknown> = { ...x };
+
+  if (typeof x.service !== 'string' || x.service === '') err('service', 'required: the authorizer service, [<namespace>/]<hostname>');
+  const port = typeof x.port === 'string' && /^\d+$/.test(x.port) ? Number(x.port) : x.port;
+  if (x.port === undefined || x.port === null) err('port', 'required: the authorizer service port');
+  else if (typeof port !== 'number' || !Number.isInteger(port) || port < 1 || port > 65535) err('port', `must be in the range [1, 65535], got ${JSON.stringify(x.port)}`);
+  else out.port = port;
+  if (x.timeout !== undefined) {
+    const ms = typeof x.timeout === 'string' ? parseDurationMs(x.timeout) : undefined;
+    if (ms === undefined) err('timeout', `invalid duration ${JSON.stringify(x.timeout)} (e.g. 10s, 500ms)`);
+  }
+  if (x.failOpen !== undefined && typeof x.failOpen !== 'boolean') err('failOpen', `must be true or false, got ${JSON.stringify(x.failOpen)}`);
+  if (x.statusOnError !== undefined) {
+    const text = typeof x.statusOnError === 'number' ? String(x.statusOnError) : x.statusOnError;
+    if (typeof text !== 'string' || !/^[1-5]\d\d$/.test(text)) err('statusOnError', `must be an HTTP status code such as "503", got ${JSON.stringify(x.statusOnError)}`);
+    else out.statusOnError = text;
+  }
+  if (x.includeRequestBodyInCheck !== undefined) {
+    const b = x.includeRequestBodyInCheck;
+    const bp = 'includeRequestBodyInCheck';
+    if (!isRecord(b)) err(bp, 'must be a mapping ({ maxRequestBytes, allowPartialMessage, packAsBytes })');
+    else {
+      for (const k of Object.keys(b)) if (!['maxRequestBytes', 'allowPartialMessage', 'packAsBytes'].includes(k)) err(`${bp}.${k}`, 'unknown field');
+      if (typeof b.maxRequestBytes !== 'number' || !Number.isInteger(b.maxRequestBytes) || b.maxRequestBytes < 1 || b.maxRequestBytes > 0xffffffff) {
+        err(`${bp}.maxRequestBytes`, `required, an integer greater than 0 (Envoy refuses 0), got ${JSON.stringify(b.maxRequestBytes)}`);
+      }
+      for (const k of ['allowPartialMessage', 'packAsBytes']) if (b[k] !== undefined && typeof b[k] !== 'boolean') err(`${bp}.${k}`, `must be true or false, got ${JSON.stringify(b[k])}`);
+    }
+  }
+  if (kind === 'envoyExtAuthzHttp') {
+    if (x.pathPrefix !== undefined && (typeof x.pathPrefix !== 'string' || (x.pathPrefix !== '' && !x.pathPrefix.startsWith('/')))) {
+      err('pathPrefix', `must begin with /, got ${JSON.stringify(x.pathPrefix)}`);
+    }
+    for (const k of HEADER_LISTS) {
+      const list = x[k];
+      if (list === undefined) continue;
+      if (!Array.isArray(list) || list.some((h) => typeof h !== 'string' || h === '')) err(k, 'must be a list of header names');
+      else if (list.includes('*')) err(k, 'a single wildcard ("*") is not supported, use a prefix (x-*) or suffix (*-id) match');
+    }
+    const extra = x.includeAdditionalHeadersInCheck;
+    if (extra !== undefined && (!isRecord(extra) || Object.entries(extra).some(([k, v]) => k === '' || typeof v !== 'string'))) {
+      err('includeAdditionalHeadersInCheck', 'must be a mapping of header name to value (strings)');
+    }
+  }
+  return errors.length === before ? out : undefined;
 }

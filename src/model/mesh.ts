@@ -117,9 +117,48 @@ export interface ExtensionProvider {
   opencensus?: ServiceTarget & { maxTagLength?: number; context?: string[] };
   prometheus?: Record<string, never>;
   stackdriver?: Record<string, unknown>;
-  /** CUSTOM AuthorizationPolicy providers; not read by telemetry. */
-  envoyExtAuthzHttp?: Record<string, unknown>;
-  envoyExtAuthzGrpc?: Record<string, unknown>;
+  /** CUSTOM AuthorizationPolicy providers (xds/builders/ext-authz.ts); not read by telemetry. */
+  envoyExtAuthzHttp?: EnvoyExtAuthzHttpProvider;
+  envoyExtAuthzGrpc?: EnvoyExtAuthzGrpcProvider;
+}
+
+/** MeshConfig.ExtensionProvider.EnvoyExternalAuthorizationRequestBody: buffer the request body into the check. */
+export interface ExtAuthzRequestBody {
+  maxRequestBytes?: number;
+  allowPartialMessage?: boolean;
+  /** gRPC providers only: the body goes in `raw_body` as bytes instead of `body` as UTF-8. */
+  packAsBytes?: boolean;
+}
+
+/**
+ * MeshConfig.ExtensionProvider.EnvoyExternalAuthorizationHttpProvider (istio/api mesh/v1alpha1/config.proto). Header
+ * lists take exact, `prefix*` and `*suffix` names (a lone `*` is refused).
+ */
+export interface EnvoyExtAuthzHttpProvider extends ServiceTarget {
+  /** Duration text (`0.5s`); default 600s. */
+  timeout?: string;
+  /** Must start with `/`; prepended to the checked request's path. */
+  pathPrefix?: string;
+  /** Allow the request when the authorizer cannot be reached or answers 5xx (default false: deny). */
+  failOpen?: boolean;
+  /** An HTTP status code as text (`"500"`), sent when the authorizer cannot be reached; Envoy's default is 403. */
+  statusOnError?: string;
+  /** Deprecated by includeRequestHeadersInCheck, read only when that is unset. */
+  includeHeadersInCheck?: string[];
+  includeRequestHeadersInCheck?: string[];
+  includeAdditionalHeadersInCheck?: Record<string, string>;
+  includeRequestBodyInCheck?: ExtAuthzRequestBody;
+  headersToUpstreamOnAllow?: string[];
+  headersToDownstreamOnDeny?: string[];
+  headersToDownstreamOnAllow?: string[];
+}
+
+/** MeshConfig.ExtensionProvider.EnvoyExternalAuthorizationGrpcProvider: also checks TCP connections. */
+export interface EnvoyExtAuthzGrpcProvider extends ServiceTarget {
+  timeout?: string;
+  failOpen?: boolean;
+  statusOnError?: string;
+  includeRequestBodyInCheck?: ExtAuthzRequestBody;
 }
 
 /** ProxyConfig.tracing custom tags (meshconfig.Tracing.CustomTag): literal, environment or request header. */

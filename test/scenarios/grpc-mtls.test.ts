@@ -89,4 +89,23 @@ spec:
     expect(JSON.stringify(allow.principals)).toContain('spiffe://cluster.local/ns/shop/sa/frontend');
     expect(t.notes.join('\n')).toMatch(/uri_template matchers are not implemented by gRPC/);
   });
+
+  it('CUSTOM has no ext_authz in gRPC: it is enforced as a DENY of the requests it selects, never left out', () => {
+    const custom = `
+apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata: { name: ext, namespace: shop }
+spec:
+  action: CUSTOM
+  provider: { name: opa }
+  rules: [{ to: [{ operation: { paths: ["/admin/*"] } }] }]
+`;
+    const t = translate(`${SERVICE}\n---\n${STRICT}\n---\n${custom}`, grpcProxy('shop', {}, [SERVER_LISTENER]));
+    const filters = t.lds[0]!.filter_chains[0].filters[0].typed_config.http_filters;
+    expect(filters.map((f: any) => f.name)).toEqual(['envoy.filters.http.rbac.DENY', 'envoy.filters.http.router']);
+    expect(filters[0].typed_config.rules.action).toBe('DENY');
+    const deny = Object.values(filters[0].typed_config.rules.policies as Record<string, any>)[0];
+    expect(JSON.stringify(deny.permissions)).toContain('/admin/');
+    expect(t.notes.join('\n')).toMatch(/CUSTOM AuthorizationPolicies are enforced as DENY/);
+  });
 });

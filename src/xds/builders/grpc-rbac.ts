@@ -1,6 +1,8 @@
 /**
  * AuthorizationPolicy for proxyless gRPC servers (gRFC A41, istiod grpcgen): only DENY then ALLOW filters (gRPC
- * refuses AUDIT/LOG, and has no ext_authz for CUSTOM), with names unique in the HCM, as gRPC requires. gRPC
+ * refuses AUDIT/LOG, and has no ext_authz for CUSTOM), with names unique in the HCM, as gRPC requires. A CUSTOM
+ * policy is enforced as a DENY: istiod leaves it out, which lets through every request the external authorizer was
+ * there to check; here the requests it selects are refused instead (fail closed), and the analyzer note says so. gRPC
  * implements fewer RBAC matchers than Envoy and quietly treats an unknown one as "never matches", which would let a
  * DENY rule fail open; every matcher it does not know is rewritten to fail closed instead: the enclosing DENY rule
  * matches (wider deny), the ALLOW rule does not (narrower allow) — istiod's own rule for untranslatable conditions.
@@ -37,11 +39,13 @@ function sanitize(m: Json, tree: Tree, wantMatch: boolean, unsupported: Set<stri
 }
 
 export function grpcRbacHttpFilters(policies: ApplicablePolicies, opts: RbacOptions, note: (m: string) => void): Json[] {
-  if (policies.custom.length > 0 || policies.audit.length > 0) {
-    note('proxyless gRPC servers support only ALLOW and DENY AuthorizationPolicies: CUSTOM and AUDIT policies left out');
+  if (policies.custom.length > 0) {
+    note('proxyless gRPC servers have no external authorization: CUSTOM AuthorizationPolicies are enforced as DENY (requests they select are refused)');
   }
+  if (policies.audit.length > 0) note('proxyless gRPC servers do not support AUDIT AuthorizationPolicies: left out');
   // Istio's exact matchers: mizzen's host/header hardening uses RE2 flags gRPC's regex engine does not take.
-  const { authz } = rbacHttpFilters({ custom: [], audit: [], deny: policies.deny, allow: policies.allow }, { ...opts, hardening: ISTIO_EXACT }, note);
+  const deny = [...policies.deny, ...policies.custom];
+  const { authz } = rbacHttpFilters({ custom: [], audit: [], deny, allow: policies.allow }, { ...opts, hardening: ISTIO_EXACT }, note);
   const unsupported = new Set<string>();
   const out = authz.map((f) => {
     const tc = f.typed_config as Json;

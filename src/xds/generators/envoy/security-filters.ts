@@ -1,18 +1,29 @@
 /**
  * The security filters of a workload's inbound chains and a gateway's chains (istio-xds.md §2.5, §7.1 order): CUSTOM
- * authorization, request authentication (jwt_authn), then AUDIT / DENY / ALLOW RBAC in HTTP connection managers, and
- * network RBAC in front of tcp_proxy. Never on sidecar outbound chains. Computed once per distinct view.
+ * authorization (shadow RBAC + ext_authz, or a fail-closed DENY), request authentication (jwt_authn), then AUDIT /
+ * DENY / ALLOW RBAC in HTTP connection managers, and the same CUSTOM pair plus network RBAC in front of tcp_proxy.
+ * Never on sidecar outbound chains. Computed once per distinct view.
  */
 import { authorizationPoliciesFor } from '../../../model/authorization.ts';
 import { jwtRulesFor } from '../../../model/request-authentication.ts';
+import { lookupCluster } from '../../../model/telemetry.ts';
 import type { Json } from '../../builders/common.ts';
+import { resolveExtAuthz } from '../../builders/ext-authz.ts';
 import { TCP_PROXY_FILTER } from '../../builders/http-connection-manager.ts';
 import { jwtAuthnFilter } from '../../builders/jwt.ts';
 import { rbacHttpFilters, rbacNetworkFilters, type RbacOptions } from '../../builders/rbac.ts';
 import type { GenContext } from '../generator.ts';
 
+/**
+ * CUSTOM providers resolve against the whole registry (istiod's LookupCluster), not the proxy's view: the same for
+ * every proxy, so nothing proxy-specific is read here.
+ */
 function rbacOptions(ctx: GenContext): RbacOptions {
-  return { trustDomain: ctx.push.mesh.trustDomain, extensionProviders: ctx.push.mesh.extensionProviders };
+  const push = ctx.push;
+  return {
+    trustDomain: push.mesh.trustDomain,
+    extAuthz: (provider) => resolveExtAuthz(push.mesh.extensionProviders, provider, (service, port) => lookupCluster(push, service, port)),
+  };
 }
 
 export function securityHttpFilters(ctx: GenContext, gateway: boolean): Json[] {
