@@ -157,8 +157,9 @@ export function validateDocument(
   const meta = isRecord(raw.metadata) ? raw.metadata : undefined;
   const name = typeof meta?.name === 'string' ? meta.name : undefined;
   const namespace = typeof meta?.namespace === 'string' && meta.namespace ? meta.namespace : options.defaultNamespace;
-  if (typeof apiVersion !== 'string' || typeof kind !== 'string') {
-    return fail({ kind: typeof kind === 'string' ? kind : 'document', name, namespace, source, errors: [{ path: typeof apiVersion !== 'string' ? 'apiVersion' : 'kind', message: 'required field is missing' }] });
+  // An empty kind is as good as none: a refusal must still name what it refused.
+  if (typeof apiVersion !== 'string' || typeof kind !== 'string' || kind === '') {
+    return fail({ kind: typeof kind === 'string' && kind ? kind : 'document', name, namespace, source, errors: [{ path: typeof apiVersion !== 'string' ? 'apiVersion' : 'kind', message: 'required field is missing' }] });
   }
   const found = kinds.find(apiVersion, kind);
   if (!found) return undefined;

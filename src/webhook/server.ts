@@ -92,6 +92,24 @@ function withoutManagedFields(obj: Record<string, unknown>): Record<string, unkn
   return { ...obj, metadata };
 }
 
+/**
+ * A real pod is a dozen levels deep (affinity terms are the deepest). Copying and diffing recurse, so a pathological
+ * nesting would exhaust the stack somewhere inside; it is refused up front instead, with a message that says why.
+ */
+const MAX_POD_DEPTH = 100;
+
+/** Whether `value` has objects or arrays nested more than `max` levels (iterative: the check itself cannot overflow). */
+function nestedDeeperThan(value: unknown, max: number): boolean {
+  const stack: Array<[unknown, number]> = [[value, 1]];
+  while (stack.length > 0) {
+    const [v, depth] = stack.pop()!;
+    if (typeof v !== 'object' || v === null) continue;
+    if (depth > max) return true;
+    for (const child of Array.isArray(v) ? v : Object.values(v)) if (typeof child === 'object' && child !== null) stack.push([child, depth + 1]);
+  }
+  return false;
+}
+
 /** One AdmissionReview → its answer (pure apart from logging). Never throws. */
 export function reviewAdmission(body: unknown, ctx: ReviewContext): ReviewOutcome {
   try {
@@ -117,6 +135,10 @@ function reviewUnsafe(body: unknown, ctx: ReviewContext): ReviewOutcome {
   if (typeof request.operation === 'string' && request.operation !== 'CREATE') return skip(`operation ${request.operation}, only CREATE is injected`);
   if (typeof request.subResource === 'string' && request.subResource !== '') return skip(`subresource ${request.subResource}`);
   if (!isRecord(request.object)) return skip('no pod object in the request');
+  if (nestedDeeperThan(request.object, MAX_POD_DEPTH)) {
+    const message = `Pod injection failed: the pod nests deeper than ${MAX_POD_DEPTH} levels`;
+    return { ok: true, review: answer({ allowed: false, status: { message } }), result: 'failed', message };
+  }
   const original = withoutManagedFields(request.object);
   const meta = isRecord(original.metadata) ? original.metadata : {};
   const namespace = (typeof request.namespace === 'string' && request.namespace) || (typeof meta.namespace === 'string' && meta.namespace) || 'default';

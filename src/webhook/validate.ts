@@ -133,7 +133,7 @@ export function reviewValidation(body: unknown, ctx: ValidateContext = {}): Vali
       const found = kinds.find(apiVersion, kind);
       const message = found && 'error' in found ? found.error : `unrecognized type ${apiVersion}, Kind=${kind}`;
       const meta = isRecord(object.metadata) ? object.metadata : {};
-      return deny('unknown_type', `${describeObject(kind, str(meta.namespace) || namespace, str(meta.name) || undefined)}: apiVersion: ${message}`);
+      return deny('unknown_type', `${describeObject(kind || 'object', str(meta.namespace) || namespace, str(meta.name) || undefined)}: ${kind ? 'apiVersion' : 'kind'}: ${message}`);
     }
     const warnings: string[] = [];
     // Every version has the same schema: a version this build does not list (a newer CRD) is validated as the kind.

@@ -101,6 +101,8 @@ export type EnvoyFilterSpec = Static<typeof EnvoyFilterSpecSchema>;
 const HCM = ['envoy.filters.network.http_connection_manager', 'envoy.http_connection_manager'];
 const LISTENER_CLASS: readonly EnvoyFilterApplyTo[] = ['LISTENER', 'FILTER_CHAIN', 'NETWORK_FILTER', 'HTTP_FILTER'];
 const ROUTE_CLASS: readonly EnvoyFilterApplyTo[] = ['ROUTE_CONFIGURATION', 'VIRTUAL_HOST', 'HTTP_ROUTE'];
+const FILTER_LISTS: readonly EnvoyFilterApplyTo[] = ['LISTENER_FILTER', 'NETWORK_FILTER', 'HTTP_FILTER'];
+const INSERTING: readonly string[] = ['ADD', 'INSERT_BEFORE', 'INSERT_AFTER', 'INSERT_FIRST', 'REPLACE'];
 
 function check(spec: EnvoyFilterSpec): FieldError[] {
   const { errors, report } = collector();
@@ -115,6 +117,12 @@ function check(spec: EnvoyFilterSpec): FieldError[] {
     if (!cp.patch.operation || cp.patch.operation === 'INVALID') return report(`${p}.patch.operation`, 'patch operation is required');
     if (cp.patch.operation !== 'REMOVE' && cp.patch.value === undefined) {
       report(`${p}.patch.value`, `patch value is required for operation ${cp.patch.operation}`);
+    }
+    // Envoy requires every listener, network and HTTP filter to have a name (validate.rules min_len 1): an unnamed
+    // inserted filter would get every listener it lands in refused by the proxy.
+    const value = cp.patch.value;
+    if (FILTER_LISTS.includes(cp.applyTo) && INSERTING.includes(cp.patch.operation) && value !== undefined && (typeof value.name !== 'string' || value.name === '')) {
+      report(`${p}.patch.value.name`, `a filter added with ${cp.patch.operation} needs a name`);
     }
     const m = cp.match;
     if (!m) return;
