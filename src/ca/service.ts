@@ -76,8 +76,19 @@ const markTls: grpc.ServerInterceptor = (_method, call) =>
  */
 export function secureServerCredentials(provider: grpc.experimental.CertificateProvider): grpc.ServerCredentials {
   const tls = grpc.experimental.createCertificateProviderServerCredentials(provider, provider, false);
-  return grpc.experimental.createServerCredentialsWithInterceptors(tls, [markTls]);
+  const credentials = grpc.experimental.createServerCredentialsWithInterceptors(tls, [markTls]);
+  // grpc-js hands these options to http2.createSecureServer (a tls.Server) and has no setting of its own for the
+  // handshake timeout, so Node's 120 s default would let a client that stops mid-ClientHello hold a socket that long.
+  const constructorOptions = credentials._getConstructorOptions.bind(credentials);
+  credentials._getConstructorOptions = () => {
+    const options = constructorOptions();
+    return options && { ...options, handshakeTimeout: TLS_HANDSHAKE_TIMEOUT_MS };
+  };
+  return credentials;
 }
+
+/** A TLS handshake not finished in this time is cut off (as the webhook's). */
+export const TLS_HANDSHAKE_TIMEOUT_MS = 10_000;
 
 /** What a unary call or a stream offers for authentication. */
 type CallLike = Pick<grpc.ServerUnaryCall<unknown, unknown>, 'metadata' | 'getAuthContext' | 'getPeer'>;
