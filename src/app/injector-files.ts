@@ -36,7 +36,7 @@ function readIfExists(file: string): string | undefined {
  */
 export function injectorInput(valuesJson: string | undefined, configYaml: string | undefined, meshDefaultConfig: ProxyConfigJson | undefined): InjectorConfigInput {
   const values = rec(valuesJson ? JSON.parse(valuesJson) : {});
-  const config = rec(configYaml ? parseYaml(configYaml) : {});
+  const config = rec(configYaml ? parseYaml(configYaml, { logLevel: 'error' }) : {});
   const g = rec(values.global);
   const proxy = rec(g.proxy);
   const proxyInit = rec(g.proxy_init);

@@ -109,8 +109,8 @@ export function kubeInjectText(text: string, config: InjectorConfig): KubeInject
 
 /** A MeshConfig YAML file, or the `istio` ConfigMap that holds one under data.mesh → injector settings. */
 export function meshConfigInput(text: string): InjectorConfigInput['mesh'] {
-  let value: unknown = parseYaml(text, { version: '1.1' });
-  if (isRecord(value) && value.kind === 'ConfigMap' && isRecord(value.data) && typeof value.data.mesh === 'string') value = parseYaml(value.data.mesh, { version: '1.1' });
+  let value: unknown = parseYaml(text, { version: '1.1', logLevel: 'error' });
+  if (isRecord(value) && value.kind === 'ConfigMap' && isRecord(value.data) && typeof value.data.mesh === 'string') value = parseYaml(value.data.mesh, { version: '1.1', logLevel: 'error' });
   if (value === null || value === undefined) return {};
   if (!isRecord(value)) throw new Error('the mesh config is not a YAML mapping');
   return {

@@ -27,7 +27,7 @@ const READ = new Set([
 export function parseMeshConfig(text: string): Result<ParsedMeshConfig, FieldError[]> {
   let value: unknown;
   try {
-    value = parseYaml(text, { version: '1.1' });
+    value = parseYaml(text, { version: '1.1', logLevel: 'error' });
   } catch (err) {
     return fail([{ path: '', message: `not YAML: ${(err as Error).message.split('\n')[0]}` }]);
   }

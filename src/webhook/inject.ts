@@ -192,7 +192,7 @@ export function validateAnnotations(annotations: Readonly<StringMap>): string[] 
 function parseProxyConfigAnnotation(text: string): ProxyConfigJson | string {
   let v: unknown;
   try {
-    v = parseYaml(text, { maxAliasCount: 10 });
+    v = parseYaml(text, { maxAliasCount: 10, logLevel: 'error' });
   } catch (err) {
     return `not YAML: ${(err as Error).message.split('\n')[0]}`;
   }

@@ -72,5 +72,22 @@ spec:
     const out = reviewAdmission({ apiVersion: 'admission.k8s.io/v1', kind: 'AdmissionReview', request: { uid: 'u', kind: { group: '', version: 'v1', kind: 'Pod' }, operation: 'CREATE', namespace: 'default', object: pod } }, { config: resolveInjectorConfig({}) });
     expect(out.ok && out.review.response).toMatchObject({ uid: 'u', allowed: false, status: { message: 'Pod injection failed: the pod nests deeper than 100 levels' } });
   });
+
+  // bench:fuzz "damaged YAML" and "reviewAdmission": a YAML directive such as `%2F%00` in a pod's proxy.istio.io/config
+  // annotation made the yaml library print a warning to stderr for every such pod (log spam from any pod author).
+  it('YAML warnings from user text never reach stderr', async () => {
+    const warnings: string[] = [];
+    const onWarning = (w: Error) => warnings.push(w.message);
+    process.on('warning', onWarning);
+    try {
+      const pod = { apiVersion: 'v1', kind: 'Pod', metadata: { name: 'web-1', namespace: 'default', labels: { 'sidecar.istio.io/inject': 'true' }, annotations: { 'proxy.istio.io/config': '%2F%00\nconcurrency: 2' } }, spec: { containers: [{ name: 'app', image: 'app' }] } };
+      const out = reviewAdmission({ apiVersion: 'admission.k8s.io/v1', kind: 'AdmissionReview', request: { uid: 'u', kind: { group: '', version: 'v1', kind: 'Pod' }, operation: 'CREATE', namespace: 'default', object: pod } }, { config: resolveInjectorConfig({}) });
+      expect(out.ok).toBe(true);
+      await new Promise((resolve) => setTimeout(resolve, 10));
+    } finally {
+      process.off('warning', onWarning);
+    }
+    expect(warnings).toEqual([]);
+  });
 });
 
