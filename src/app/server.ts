@@ -98,7 +98,8 @@ export interface TrustBundleWriters {
 export class MizzenServer {
   readonly store = new ConfigStore();
   readonly metrics: Metrics;
-  readonly mesh: MeshConfig;
+  /** Replaced as a whole by updateMesh (the mesh config file changed); never mutated in place. */
+  mesh: MeshConfig;
   private readonly o: ServeOptions;
   private readonly log: Logger;
   private provider!: MeshResourceProvider;
@@ -270,6 +271,19 @@ export class MizzenServer {
       },
       synced: onSynced,
     };
+  }
+
+  /**
+   * A new mesh config (the mounted mesh ConfigMap changed): every resource may depend on it, so a full push. The trust
+   * domain is kept: certificates already issued name it, and the CA signs with it (changing it takes a restart).
+   */
+  updateMesh(mesh: Partial<MeshConfig>): void {
+    const trustDomain = this.mesh.trustDomain;
+    if (mesh.trustDomain !== undefined && mesh.trustDomain !== trustDomain) {
+      this.log.warn({ trustDomain, requested: mesh.trustDomain }, 'the mesh config changes trustDomain: that takes a restart; keeping the current one');
+    }
+    this.mesh = { ...DEFAULT_MESH, ...mesh, trustDomain };
+    if (this.isReady) this.debouncer.add({ keys: new Set(['MeshConfig/mesh']), kinds: new Set(['MeshConfig']) });
   }
 
   /** JWKS for RequestAuthentication jwksUri: fetched here, inlined into proxies; a change is a full push. */

@@ -7,7 +7,7 @@ import { Command, InvalidArgumentError } from 'commander';
 import { createIntermediate, initRoot, rotateRoot, signOffline, type ToolResult } from '../app/ca-tool.ts';
 import { kubeWiring, loadKubeConfig, type KubeWiring } from '../app/kube.ts';
 import { readInjectorDir } from '../app/injector-files.ts';
-import { readMeshConfigFile } from '../app/mesh-config-file.ts';
+import { followMeshConfigFile, readMeshConfigFile } from '../app/mesh-config-file.ts';
 import { MizzenServer, VERSION } from '../app/server.ts';
 import { createLogger } from '../shared/log.ts';
 import { parseLabels, renderBootstrap } from '../app/bootstrap.ts';
@@ -187,6 +187,7 @@ program
       log.fatal({ err }, 'mizzen could not start');
       process.exit(1);
     }
+    if (opts.meshConfig) followMeshConfigFile(opts.meshConfig, (read) => server.updateMesh(opts.trustDomain ? { ...read.mesh, trustDomain: opts.trustDomain } : read.mesh), log.child({ scope: 'mesh' }));
   });
 
 program

@@ -6,6 +6,9 @@ import os from 'node:os';
 import net from 'node:net';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { ensureType } from '../../src/proto/root.ts';
+import { TypeUrl } from '../../src/proto/types.ts';
+import { AdsClient, type AdsResponse } from '../support/ads-client.ts';
 import { eventually } from '../support/mesh.ts';
 
 const ROOT = path.resolve(import.meta.dirname, '../..');
@@ -35,18 +38,54 @@ describe('mizzen serve', () => {
     expect(await exited).toBe(0);
   });
 
-  it('applies --mesh-config (shown on /debug/mesh)', async () => {
+  it('applies --mesh-config (shown on /debug/mesh) and follows it live, as the kubelet updates a mounted ConfigMap', async () => {
     const [xds, mon] = [await freePort(), await freePort()];
-    const meshFile = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'mizzen-mesh-')), 'mesh');
-    fs.writeFileSync(meshFile, 'outboundTrafficPolicy: { mode: REGISTRY_ONLY }\ntrustDomain: example.org\nenablePrometheusMerge: true\n');
-    const child = spawn(process.execPath, [path.join(ROOT, 'src/cli/main.ts'), 'serve', '--config', 'examples/bookinfo', '--mesh-config', meshFile, '--host', '127.0.0.1', '--xds-port', String(xds), '--monitoring-port', String(mon)], { cwd: ROOT, stdio: 'ignore' });
+    // The kubelet's layout: mesh -> ..data/mesh, ..data -> ..<timestamp>; an update swaps ..data atomically.
+    const mount = fs.mkdtempSync(path.join(os.tmpdir(), 'mizzen-mesh-'));
+    let generation = 0;
+    const publish = (text: string) => {
+      const dir = `..gen_${++generation}`;
+      fs.mkdirSync(path.join(mount, dir));
+      fs.writeFileSync(path.join(mount, dir, 'mesh'), text);
+      fs.symlinkSync(dir, path.join(mount, '..data_tmp'));
+      fs.renameSync(path.join(mount, '..data_tmp'), path.join(mount, '..data'));
+    };
+    publish('outboundTrafficPolicy: { mode: REGISTRY_ONLY }\ntrustDomain: example.org\nenablePrometheusMerge: true\n');
+    fs.symlinkSync('..data/mesh', path.join(mount, 'mesh'));
+    const meshFile = path.join(mount, 'mesh');
+    // One external service: its cluster carries no Istio extension (the test client decodes Envoy's types only).
+    const configDir = fs.mkdtempSync(path.join(os.tmpdir(), 'mizzen-config-'));
+    fs.writeFileSync(path.join(configDir, 'se.yaml'), 'apiVersion: networking.istio.io/v1\nkind: ServiceEntry\nmetadata: { name: api, namespace: shop }\nspec:\n  hosts: [api.example.com]\n  location: MESH_EXTERNAL\n  ports: [{ number: 443, name: tls, protocol: TLS }]\n  resolution: STATIC\n  endpoints: [{ address: 192.0.2.1 }]\n');
+    const child = spawn(process.execPath, [path.join(ROOT, 'src/cli/main.ts'), 'serve', '--config', configDir, '--mesh-config', meshFile, '--host', '127.0.0.1', '--xds-port', String(xds), '--monitoring-port', String(mon)], { cwd: ROOT, stdio: 'ignore' });
     const exited = new Promise<number | null>((r) => child.on('exit', (code) => r(code)));
+    const meshNow = async () => (await (await fetch(`http://127.0.0.1:${mon}/debug/mesh`)).json()) as { outboundTrafficPolicy: string; trustDomain: string; connectTimeoutMs: number };
+    let proxy: AdsClient | undefined;
     try {
       await eventually(async () => (await fetch(`http://127.0.0.1:${mon}/ready`).catch(() => undefined))?.status === 200, 15_000, 'ready');
-      const mesh = (await (await fetch(`http://127.0.0.1:${mon}/debug/mesh`)).json()) as { outboundTrafficPolicy: string; trustDomain: string };
-      expect(mesh.outboundTrafficPolicy).toBe('REGISTRY_ONLY');
-      expect(mesh.trustDomain).toBe('example.org');
+      // Istio's proxy extensions are in the clusters; the decoder loads their protos on demand.
+      ensureType('envoy.tcp.metadataexchange.config.MetadataExchange');
+      proxy = new AdsClient('sotw', xds, { kind: 'envoy', pod: 'web-1', namespace: 'shop', ip: '10.1.0.9' });
+      expect(await meshNow()).toMatchObject({ outboundTrafficPolicy: 'REGISTRY_ONLY', trustDomain: 'example.org' });
+      const connectTimeouts = (r: AdsResponse) => new Set(r.resources.filter((x) => x.name.startsWith('outbound|')).map((x) => JSON.stringify(x.body.connect_timeout)));
+      const first = await proxy.fetch(TypeUrl.Cluster);
+      proxy.ack(first);
+      expect(connectTimeouts(first)).toEqual(new Set(['"10s"']));
+
+      // A valid change applies live and is pushed; a trust domain change is not applied (it takes a restart).
+      publish('outboundTrafficPolicy: { mode: ALLOW_ANY }\ntrustDomain: changed.org\nconnectTimeout: 3s\n');
+      await eventually(async () => (await meshNow()).outboundTrafficPolicy === 'ALLOW_ANY', 10_000, 'new mesh config');
+      expect(await meshNow()).toMatchObject({ trustDomain: 'example.org', connectTimeoutMs: 3000 });
+      const pushed = await proxy.next(TypeUrl.Cluster, 10_000);
+      proxy.ack(pushed);
+      expect(connectTimeouts(pushed)).toEqual(new Set(['"3s"']));
+
+      // An invalid one is refused; the last good one keeps serving.
+      publish('outboundTrafficPolicy: { mode: DENY_ALL }\n');
+      await new Promise((r) => setTimeout(r, 2500));
+      expect(await meshNow()).toMatchObject({ outboundTrafficPolicy: 'ALLOW_ANY', connectTimeoutMs: 3000 });
+      await proxy.expectNone(300, TypeUrl.Cluster);
     } finally {
+      proxy?.close();
       child.kill('SIGTERM');
     }
     expect(await exited).toBe(0);
