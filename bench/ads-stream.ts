@@ -17,6 +17,8 @@ export interface StreamObserver {
   acked(stream: AdsStream, typeUrl: string, ids: readonly number[], bytes: number, at: number): void;
   fullConfig(stream: AdsStream, at: number): void;
   warn(message: string): void;
+  /** Every response as parsed, before it is acted on (the storm judge reads it; see bench/storm-judge.ts). */
+  response?(stream: AdsStream, r: ParsedResponse): void;
 }
 
 export interface Writable {
@@ -63,8 +65,10 @@ export class AdsStream {
   private readonly checkRoutes: boolean;
 
   private readonly kind: ProxyKind;
+  /** Keep each resource's bytes on the parsed response (for the observer's `response`), not only stream 0's. */
+  private readonly keepRaw: boolean;
 
-  constructor(index: number, mode: Mode, node: unknown, out: Writable, obs: StreamObserver, kind: ProxyKind = 'grpc') {
+  constructor(index: number, mode: Mode, node: unknown, out: Writable, obs: StreamObserver, kind: ProxyKind = 'grpc', keepRaw = false) {
     this.kind = kind;
     this.index = index;
     this.mode = mode;
@@ -72,6 +76,7 @@ export class AdsStream {
     this.out = out;
     this.obs = obs;
     this.checkRoutes = index === 0;
+    this.keepRaw = keepRaw || this.checkRoutes;
     for (const t of [TypeUrl.RouteConfiguration, TypeUrl.ClusterLoadAssignment]) {
       this.named.set(t, { sub: new Uint8Array(0), subN: 0, got: new Uint8Array(0), gotN: 0, version: '', nonce: '' });
     }
@@ -89,7 +94,8 @@ export class AdsStream {
   }
 
   onResponse(buf: Buffer): void {
-    const r = this.mode === 'sotw' ? parseSotwResponse(buf, this.checkRoutes) : parseDeltaResponse(buf, this.checkRoutes);
+    const r = this.mode === 'sotw' ? parseSotwResponse(buf, this.keepRaw) : parseDeltaResponse(buf, this.keepRaw);
+    this.obs.response?.(this, r);
     const named = this.named.get(r.typeUrl);
     if (named) return this.onNamed(r, named, buf.length);
     // LDS / CDS: ACK first, then (re)subscribe the names they point at, as a client does.

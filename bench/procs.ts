@@ -49,12 +49,19 @@ export interface ServerProcess {
   monitoringPort: number;
 }
 
-/** `mizzen serve` as a child, with its output going to a log file (it logs at warn; anything there is worth a look). */
-export async function startServer(options: { root: string; configDir: string; logFile: string; nodeFlags: string[] }): Promise<ServerProcess> {
-  const xdsPort = await freePort();
-  const monitoringPort = await freePort();
+/**
+ * `mizzen serve` as a child, with its output going to a log file (it logs at warn; anything there is worth a look).
+ * Ports are free ones unless given (a restart reuses its predecessor's). The new-stream rate limit is lifted unless
+ * `args` set it: the load generator opens every stream at once and, unless told to, does not retry a stream refused
+ * with RESOURCE_EXHAUSTED as Envoy would; bench/storm.ts measures the limit itself.
+ */
+export async function startServer(options: { root: string; configDir: string; logFile: string; nodeFlags: string[]; xdsPort?: number; monitoringPort?: number; args?: string[] }): Promise<ServerProcess> {
+  const xdsPort = options.xdsPort ?? (await freePort());
+  const monitoringPort = options.monitoringPort ?? (await freePort());
   const out = fs.openSync(options.logFile, 'w');
-  const args = [...options.nodeFlags, 'src/cli/main.ts', 'serve', '--config', options.configDir, '--xds-port', String(xdsPort), '--monitoring-port', String(monitoringPort), '--host', '127.0.0.1', '--log-level', 'warn'];
+  const extra = options.args ?? [];
+  const limit = extra.includes('--max-new-streams-per-second') ? [] : ['--max-new-streams-per-second', '0'];
+  const args = [...options.nodeFlags, 'src/cli/main.ts', 'serve', '--config', options.configDir, '--xds-port', String(xdsPort), '--monitoring-port', String(monitoringPort), '--host', '127.0.0.1', '--log-level', 'warn', ...limit, ...extra];
   const child = track(spawn(process.execPath, args, { cwd: options.root, stdio: ['ignore', out, out] }));
   fs.closeSync(out);
   if (!child.pid) throw new Error('could not start mizzen');

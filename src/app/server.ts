@@ -35,6 +35,7 @@ import { startCa, type CaRuntime, type CaRuntimeOptions } from '../ca/runtime.ts
 import { resolveInjectorConfig } from '../webhook/inject.ts';
 import type { InjectorConfig, InjectorConfigInput, ProxyConfigJson } from '../webhook/injector-config.ts';
 import { startWebhookServer, type WebhookServer } from '../webhook/server.ts';
+import { defaultNewStreamRate, xdsServerOptions } from './xds-connection-limits.ts';
 
 export const VERSION = '0.1.0';
 /** This control plane instance as istioctl's ISTIOD column names it (the pod name in a cluster). */
@@ -58,6 +59,15 @@ export interface ServeOptions {
   stuckAfterMs?: number;
   /** A stream that has flushed nothing for this long is ended with UNAVAILABLE (default 30 s). */
   sendTimeoutMs?: number;
+  /**
+   * New xDS streams admitted per second; excess streams wait up to 1 s, then get RESOURCE_EXHAUSTED (istiod's
+   * PILOT_MAX_REQUESTS_PER_SECOND). Default min(15 + 5 × cores, 100), as istiod; 0 = unlimited.
+   */
+  maxNewStreamsPerSecond?: number;
+  /** xDS connections get a GOAWAY after this age, ±10 % (default 30 min, as istiod's chart; 0 = never). */
+  maxConnectionAgeMs?: number;
+  /** After that GOAWAY, how long the connection's streams have before it is closed (default 10 s, as istiod). */
+  maxConnectionAgeGraceMs?: number;
   /** Check every generated resource against Envoy's schema and validation rules (tests, debugging). */
   verifyXds?: boolean;
   /** The CA and the TLS port (ADS + IstioCertificateService); absent = no TLS server. */
@@ -187,12 +197,10 @@ export class MizzenServer {
       ...(this.o.sendBudgetBytes ? { sendBudgetBytes: this.o.sendBudgetBytes } : {}),
       ...(this.o.stuckAfterMs ? { stuckAfterMs: this.o.stuckAfterMs } : {}),
       ...(this.o.sendTimeoutMs ? { sendTimeoutMs: this.o.sendTimeoutMs } : {}),
+      maxNewStreamsPerSecond: this.o.maxNewStreamsPerSecond ?? defaultNewStreamRate(),
     });
-    this.grpcServer = new grpc.Server({
-      'grpc.max_receive_message_length': 4 * 1024 * 1024,
-      'grpc.keepalive_time_ms': 30_000,
-      'grpc.keepalive_timeout_ms': 10_000,
-    });
+    const grpcOptions = xdsServerOptions({ maxConnectionAgeMs: this.o.maxConnectionAgeMs, maxConnectionAgeGraceMs: this.o.maxConnectionAgeGraceMs });
+    this.grpcServer = new grpc.Server(grpcOptions);
     this.ads.register(this.grpcServer);
     this.xdsPort = await new Promise<number>((resolve, reject) =>
       this.grpcServer!.bindAsync(`${this.o.host}:${this.o.xdsPort}`, grpc.ServerCredentials.createInsecure(), (err, port) => (err ? reject(err) : resolve(port))),
@@ -204,11 +212,7 @@ export class MizzenServer {
       // 15010 never reaches the CA.
       const ca = await startCa({ ...this.o.ca, log: this.log, registry: this.metrics.registry });
       this.ca = ca;
-      this.secureServer = new grpc.Server({
-        'grpc.max_receive_message_length': 4 * 1024 * 1024,
-        'grpc.keepalive_time_ms': 30_000,
-        'grpc.keepalive_timeout_ms': 10_000,
-      });
+      this.secureServer = new grpc.Server(grpcOptions);
       ca.service.register(this.secureServer);
       this.ads.register(this.secureServer, (call) => ca.service.authenticateStream(call));
       this.secureXdsPort = await new Promise<number>((resolve, reject) =>
@@ -355,6 +359,12 @@ export class MizzenServer {
         status.pushed(id, version);
       },
       error: () => m.internalErrors.inc(),
+      admitted: (waitedMs: number) => {
+        m.streamsAdmitted.inc();
+        m.admissionWait.observe(waitedMs / 1000);
+      },
+      throttled: () => m.streamsThrottled.inc(),
+      awaitingAdmission: (n: number) => m.streamsAwaitingAdmission.set(n),
     };
   }
 
@@ -394,6 +404,7 @@ export class MizzenServer {
           processMB: { rss: mb(m.rss), heapUsed: mb(m.heapUsed), heapTotal: mb(m.heapTotal), external: mb(m.external), arrayBuffers: mb(m.arrayBuffers) },
           heapSpacesMB: Object.fromEntries(v8.getHeapSpaceStatistics().map((s) => [s.space_name, mb(s.space_used_size)])),
           send: this.ads.sendStats(),
+          admission: this.ads.admissionStats() ?? 'unlimited',
           cache: this.provider.cacheStats(),
         };
       },

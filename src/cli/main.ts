@@ -3,7 +3,7 @@
  * The `mizzen` command. Flags and environment are read here and nowhere else; everything else takes options.
  */
 import fs from 'node:fs';
-import { Command, InvalidArgumentError } from 'commander';
+import { Command, InvalidArgumentError, Option } from 'commander';
 import { createIntermediate, initRoot, rotateRoot, signOffline, type ToolResult } from '../app/ca-tool.ts';
 import { kubeWiring, loadKubeConfig, type KubeWiring } from '../app/kube.ts';
 import { readInjectorDir } from '../app/injector-files.ts';
@@ -14,6 +14,7 @@ import { parseLabels, renderBootstrap } from '../app/bootstrap.ts';
 import { runIptables, type IptablesFlags } from '../app/iptables.ts';
 import { runProxyConfig, type ProxyConfigOptions } from './proxy-config.ts';
 import { validatePaths } from './validate.ts';
+import { parseDurationMs } from '../config/kinds/common.ts';
 
 const port = (v: string): number => {
   const n = Number(v);
@@ -42,6 +43,17 @@ const positiveInt = (v: string): number => {
   const n = Number(v);
   if (!Number.isInteger(n) || n <= 0) throw new InvalidArgumentError('must be a positive integer');
   return n;
+};
+const nonNegativeNumber = (v: string): number => {
+  const n = Number(v);
+  if (v.trim() === '' || !Number.isFinite(n) || n < 0) throw new InvalidArgumentError('must be a number ≥ 0');
+  return n;
+};
+/** A Go-style duration (`30m`, `10s`, `500ms`, `0`), as istiod's flags take, in milliseconds. */
+const durationMs = (v: string): number => {
+  const ms = parseDurationMs(v.trim());
+  if (ms === undefined) throw new InvalidArgumentError('must be a duration such as 30m, 10s or 500ms (0 = none)');
+  return ms;
 };
 const collect = (v: string, prev: string[]): string[] => [...prev, v];
 /** A usage error: one line, exit code 2. */
@@ -85,6 +97,9 @@ interface ServeFlags {
   tokenAudience: string[];
   defaultCertTtl: number;
   maxCertTtl: number;
+  maxNewStreamsPerSecond?: number;
+  maxConnectionAge: number;
+  maxConnectionAgeGrace: number;
 }
 
 const program = new Command();
@@ -115,6 +130,21 @@ program
   .option('--token-audience <aud>', 'accepted token audience (repeatable; default istio-ca)', collect, [])
   .option('--default-cert-ttl <seconds>', 'workload certificate TTL when a CSR asks for none', positiveInt, 24 * 3600)
   .option('--max-cert-ttl <seconds>', 'longest workload certificate TTL granted', positiveInt, 90 * 24 * 3600)
+  .option(
+    '--max-new-streams-per-second <n>',
+    "new xDS streams admitted per second; others wait up to 1 s, then get RESOURCE_EXHAUSTED and retry (istiod's PILOT_MAX_REQUESTS_PER_SECOND; default min(15 + 5 × cores, 100); 0 = unlimited)",
+    nonNegativeNumber,
+  )
+  .addOption(
+    new Option('--max-connection-age <duration>', 'xDS connections get a GOAWAY after this age, ±10 %, so reconnecting proxies spread over replicas (0 = never)')
+      .argParser(durationMs)
+      .default(30 * 60_000, '30m'),
+  )
+  .addOption(
+    new Option('--max-connection-age-grace <duration>', 'after that GOAWAY, how long the streams have before the connection is closed')
+      .argParser(durationMs)
+      .default(10_000, '10s'),
+  )
   .action(async (opts: ServeFlags) => {
     ensureServerHeapFlags();
     const log = createLogger({ level: opts.logLevel });
@@ -156,6 +186,9 @@ program
       verifyXds: opts.verifyXds,
       secureXdsPort: opts.secureXdsPort,
       webhookPort: opts.webhookPort,
+      ...(opts.maxNewStreamsPerSecond !== undefined ? { maxNewStreamsPerSecond: opts.maxNewStreamsPerSecond } : {}),
+      maxConnectionAgeMs: opts.maxConnectionAge,
+      maxConnectionAgeGraceMs: opts.maxConnectionAgeGrace,
       ...(caEnabled
         ? {
             ca: {

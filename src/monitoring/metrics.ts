@@ -34,6 +34,10 @@ export interface Metrics {
   uptime: Gauge;
   startupDuration: Gauge;
   info: Gauge;
+  streamsAdmitted: Counter;
+  streamsThrottled: Counter;
+  streamsAwaitingAdmission: Gauge;
+  admissionWait: Histogram;
 }
 
 export function createMetrics(version: string): Metrics {
@@ -92,6 +96,11 @@ export function createMetrics(version: string): Metrics {
     }),
     startupDuration: new Gauge({ name: 'startup_duration_seconds', help: 'The time from the process starting to being marked ready.', ...r }),
     info: new Gauge({ name: 'pilot_info', help: 'Pilot version and build information.', labelNames: ['version'], ...r }),
+    // istiod exports nothing for its request limiter; these are ours (a storm's shape is read from them).
+    streamsAdmitted: new Counter({ name: 'mizzen_xds_streams_admitted', help: 'New xDS streams admitted by the new-stream rate limit (all streams when it is off).', ...r }),
+    streamsThrottled: new Counter({ name: 'mizzen_xds_streams_throttled', help: 'New xDS streams refused with RESOURCE_EXHAUSTED: their wait for admission would have been too long.', ...r }),
+    streamsAwaitingAdmission: new Gauge({ name: 'mizzen_xds_streams_awaiting_admission', help: 'New xDS streams waiting for the new-stream rate limit; their requests are queued.', ...r }),
+    admissionWait: new Histogram({ name: 'mizzen_xds_stream_admission_wait_seconds', help: 'How long new xDS streams waited for admission.', buckets: [0.01, 0.1, 0.25, 0.5, 1, 2], ...r }),
   };
   m.info.set({ version }, 1);
   return m;

@@ -26,6 +26,12 @@ export interface MeshOptions {
   sendBudgetBytes?: number;
   stuckAfterMs?: number;
   sendTimeoutMs?: number;
+  /**
+   * New xDS streams admitted per second. Default here: unlimited (0), not the server's istiod default, because test
+   * clients open dozens of raw streams at once and do not retry a RESOURCE_EXHAUSTED as Envoy would; the limit itself is
+   * tested in test/unit/admission.test.ts and test/faults/reconnect-storm.test.ts.
+   */
+  maxNewStreamsPerSecond?: number;
   /** Start the CA and the secure port (ADS + CA over TLS) with a test token issuer (see tokenFor). */
   ca?: { jwksFile: string; issuer: string };
 }
@@ -37,6 +43,7 @@ export async function startMesh(files: Record<string, string>, options: MeshOpti
   const server = new MizzenServer({ configDir: dir, host: '127.0.0.1', xdsPort: 0, monitoringPort: 0, log, verifyXds: true, debounceAfterMs: options.debounceAfterMs ?? 50, ...(options.sendBudgetBytes ? { sendBudgetBytes: options.sendBudgetBytes } : {}),
     ...(options.stuckAfterMs ? { stuckAfterMs: options.stuckAfterMs } : {}),
     ...(options.sendTimeoutMs ? { sendTimeoutMs: options.sendTimeoutMs } : {}),
+    maxNewStreamsPerSecond: options.maxNewStreamsPerSecond ?? 0,
     ...(options.ca ? { secureXdsPort: 0, webhookPort: 0, ca: { trustDomain: 'cluster.local', caDir: path.join(dir, '.ca'), keyType: 'ec' as const, tokenJwks: options.ca.jwksFile, tokenIssuer: options.ca.issuer } } : {}),
   });
   await server.start();

@@ -76,4 +76,10 @@ export interface ProtocolObserver {
   /** A push was applied to a stream in full (every watched type answered or found unchanged). */
   pushed?(id: string, sinceStartMs: number, version: string): void;
   error?(id: string, err: unknown): void;
+  /** A new stream passed admission (after waiting `waitedMs` for the rate limit; 0 = at once, or no limit). */
+  admitted?(waitedMs: number): void;
+  /** A new stream was refused by the rate limit (RESOURCE_EXHAUSTED): its wait would have been too long. */
+  throttled?(): void;
+  /** The number of new streams waiting for admission changed. */
+  awaitingAdmission?(waiting: number): void;
 }

@@ -3,8 +3,10 @@
  * bytes go out without re-encoding. It tracks live connections; the push queue decides when each is pushed.
  */
 import * as grpc from '@grpc/grpc-js';
+import { systemClock, type Clock } from '../../shared/clock.ts';
 import { ErrorCode } from '../../shared/errors.ts';
 import type { Logger } from '../../shared/log.ts';
+import { AdmissionLimiter, type AdmissionStats, type AdmissionTicket } from './admission.ts';
 import { Connection, type ConnectionDeps } from './connection.ts';
 import { DeltaConnection } from './delta.ts';
 import { decodeDeltaDiscoveryRequest, decodeDiscoveryRequest, type DeltaDiscoveryRequest, type DiscoveryRequest } from './messages.ts';
@@ -55,6 +57,18 @@ export interface AdsServerOptions<P> {
   stuckAfterMs?: number;
   /** A stream with nothing flushed for this long is ended with UNAVAILABLE (default 30 s; istiod: PILOT_XDS_SEND_TIMEOUT). */
   sendTimeoutMs?: number;
+  /**
+   * New streams admitted per second (istiod: PILOT_MAX_REQUESTS_PER_SECOND); a stream over the rate waits, its
+   * requests queued, and is refused with RESOURCE_EXHAUSTED when its wait would exceed `admissionMaxWaitMs`.
+   * 0 or absent = unlimited.
+   */
+  maxNewStreamsPerSecond?: number;
+  /** New streams admitted back to back before the rate applies (default 1, as istiod). */
+  newStreamBurst?: number;
+  /** The longest a new stream may wait for admission (default 1 s, as istiod). */
+  admissionMaxWaitMs?: number;
+  /** Time for the admission limiter (tests). */
+  clock?: Clock;
 }
 
 export class AdsServer<P> {
@@ -67,10 +81,23 @@ export class AdsServer<P> {
   private progressTimer: ReturnType<typeof setInterval> | undefined;
   private readonly stuckAfterMs: number;
   private readonly sendTimeoutMs: number;
+  /** Undefined = new streams are admitted at once, however many arrive. */
+  private readonly admission: AdmissionLimiter | undefined;
 
   constructor(options: AdsServerOptions<P>) {
     this.stuckAfterMs = options.stuckAfterMs ?? 2000;
     this.sendTimeoutMs = options.sendTimeoutMs ?? 30_000;
+    const rate = options.maxNewStreamsPerSecond ?? 0;
+    if (rate > 0) {
+      this.admission = new AdmissionLimiter({
+        ratePerSecond: rate,
+        burst: options.newStreamBurst ?? 1,
+        maxWaitMs: options.admissionMaxWaitMs ?? 1000,
+        clock: options.clock ?? systemClock,
+        onWaitingChange: (n) => options.observer?.awaitingAdmission?.(n),
+        onError: (err) => options.log.error({ code: ErrorCode.Internal, err }, 'admitting an xDS stream failed'),
+      });
+    }
     this.deps = {
       provider: options.provider,
       observer: options.observer ?? {},
@@ -117,9 +144,11 @@ export class AdsServer<P> {
   private serve<R>(call: grpc.ServerDuplexStream<R, Buffer>, conn: Connection<P> & { handleRequest(r: R): void }, authenticate?: Authenticate): void {
     const untyped = call as unknown as grpc.ServerDuplexStream<unknown, Buffer>;
     this.calls.add(untyped);
+    let admissionTicket: AdmissionTicket | undefined;
     const finish = () => {
       this.calls.delete(untyped);
       this.enders.delete(conn);
+      admissionTicket?.cancel();
       if (conn.closed) return;
       conn.close();
       this.connections.delete(conn);
@@ -134,23 +163,28 @@ export class AdsServer<P> {
       resetCallStream(untyped);
     });
     this.watchProgress();
-    // Until the stream is authenticated, requests queue (bounded: a client that floods before authenticating is cut).
-    let queue: R[] | undefined = authenticate ? [] : undefined;
-    if (authenticate) {
+    // Requests queue until the stream is admitted (rate limit), then authenticated: istiod limits first, so a storm of
+    // new streams costs no token checks. The queue is bounded: a client that floods meanwhile is cut.
+    let queue: R[] | undefined = this.admission || authenticate ? [] : undefined;
+    const open = () => {
+      const waiting = queue ?? [];
+      queue = undefined;
+      for (const r of waiting) handle(r);
+    };
+    const authenticateThenOpen = () => {
+      if (!authenticate) return open();
       authenticate(call as unknown as grpc.ServerDuplexStream<unknown, unknown>).then(
         (who) => {
           if (conn.closed) return;
           conn.authenticated = who;
-          const waiting = queue ?? [];
-          queue = undefined;
-          for (const r of waiting) handle(r);
+          open();
         },
         (err: unknown) => {
           this.deps.log.warn({ code: ErrorCode.ProxyUnauthenticated, peer: conn.peer, reason: err instanceof Error ? err.message : String(err) }, 'xDS stream not authenticated');
           refuse(grpc.status.UNAUTHENTICATED, 'authentication failed');
         },
       );
-    }
+    };
     const handle = (req: R) => {
       if (conn.closed) return;
       try {
@@ -169,7 +203,7 @@ export class AdsServer<P> {
     };
     call.on('data', (req: R) => {
       if (queue) {
-        if (queue.length >= 16) refuse(grpc.status.RESOURCE_EXHAUSTED, 'too many requests before authentication completed');
+        if (queue.length >= 16) refuse(grpc.status.RESOURCE_EXHAUSTED, 'too many requests before the stream was admitted and authenticated');
         else queue.push(req);
         return;
       }
@@ -182,6 +216,28 @@ export class AdsServer<P> {
     call.on('error', finish);
     call.on('close', finish);
     call.on('cancelled', finish);
+    this.admit(conn, authenticateThenOpen, refuse, (ticket) => (admissionTicket = ticket));
+  }
+
+  /** Runs `proceed` once the limiter admits the stream (at once without one); refuses it when the wait is too long. */
+  private admit(conn: Connection<P>, proceed: () => void, refuse: (code: number, details: string) => void, waiting: (t: AdmissionTicket) => void): void {
+    const observer = this.deps.observer;
+    if (!this.admission) {
+      observer.admitted?.(0);
+      proceed();
+      return;
+    }
+    const ticket = this.admission.request((waitedMs) => {
+      if (conn.closed) return;
+      observer.admitted?.(waitedMs);
+      proceed();
+    });
+    if (ticket) return waiting(ticket);
+    const { ratePerSecond, maxWaitMs } = this.admission.stats();
+    observer.throttled?.();
+    // Debug, not warn: in a storm this is thousands of lines; mizzen_xds_streams_throttled counts them.
+    this.deps.log.debug({ peer: conn.peer, ratePerSecond }, 'new xDS stream refused: admission queue full');
+    refuse(grpc.status.RESOURCE_EXHAUSTED, `too many new xDS streams: admitted at ${ratePerSecond}/s, and this one would wait over ${maxWaitMs} ms; retry with backoff`);
   }
 
   /** Bytes written to streams and not yet flushed, and streams waiting for send budget. */
@@ -189,8 +245,14 @@ export class AdsServer<P> {
     return { inflightBytes: this.deps.gate.inflightBytes, waitingStreams: this.deps.gate.waiting, openCalls: this.calls.size };
   }
 
+  /** The new-stream limiter's counts; undefined when admission is unlimited. */
+  admissionStats(): AdmissionStats | undefined {
+    return this.admission?.stats();
+  }
+
   /** Ends every stream with UNAVAILABLE, so clients reconnect (to this or another replica) at once. */
   closeAll(): void {
+    this.admission?.close();
     if (this.progressTimer) clearInterval(this.progressTimer);
     this.progressTimer = undefined;
     for (const c of this.connections) c.close();
