@@ -43,17 +43,24 @@ describe('kube mode: config from a real kube-apiserver', () => {
   let server: MizzenServer | undefined;
   let kube: ReturnType<typeof kubeWiring>;
 
+  /** Create or replace, as kubectl apply would; a replace that races mizzen's own status write is retried. */
   const apply = async (yaml: string): Promise<void> => {
     for (const doc of YAML.parseAllDocuments(yaml)) {
       const obj = doc.toJS() as KubernetesObject;
-      try {
-        const current = await api.read(obj as KubernetesObject & { metadata: { name: string } });
-        await api.replace({ ...obj, metadata: { ...obj.metadata, resourceVersion: current.metadata?.resourceVersion } });
-      } catch (err) {
-        if ((err as { code?: number }).code !== 404) throw new Error(`${obj.kind} ${obj.metadata?.name}: ${(err as { body?: string }).body ?? String(err)}`);
-        await api.create(obj).catch((e: { body?: string }) => {
-          throw new Error(`${obj.kind} ${obj.metadata?.name}: ${e.body ?? String(e)}`);
-        });
+      for (let attempt = 1; ; attempt++) {
+        try {
+          const current = await api.read(obj as KubernetesObject & { metadata: { name: string } });
+          await api.replace({ ...obj, metadata: { ...obj.metadata, resourceVersion: current.metadata?.resourceVersion } });
+          break;
+        } catch (err) {
+          const code = (err as { code?: number }).code;
+          if (code === 409 && attempt < 5) continue; // the status writer bumped resourceVersion between read and replace
+          if (code !== 404) throw new Error(`${obj.kind} ${obj.metadata?.name}: ${(err as { body?: string }).body ?? String(err)}`);
+          await api.create(obj).catch((e: { body?: string }) => {
+            throw new Error(`${obj.kind} ${obj.metadata?.name}: ${e.body ?? String(e)}`);
+          });
+          break;
+        }
       }
     }
   };
