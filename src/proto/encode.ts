@@ -5,7 +5,7 @@
  */
 import { createHash } from 'node:crypto';
 import { toProto3JSON } from 'proto3-json-serializer';
-import { ensureTypesIn, messageType } from './root.ts';
+import { ensureType, ensureTypesIn, messageType } from './root.ts';
 import { messageNameOf } from './types.ts';
 
 export interface EncodedResource {
@@ -36,7 +36,17 @@ export function contentVersion(bytes: Uint8Array): string {
  */
 export function decodeResource(typeUrl: string, bytes: Uint8Array): Record<string, any> {
   const type = messageType(messageNameOf(typeUrl));
-  return toProto3JSON(type.decode(bytes) as never) as Record<string, any>;
+  const message = type.decode(bytes);
+  // Extension types inside an Any are loaded on demand (ensureType): encoding loads them first, but a process that
+  // only decodes (proxy-config, a client) meets them here, one unknown type per attempt.
+  for (let attempt = 0; ; attempt++) {
+    try {
+      return toProto3JSON(message as never) as Record<string, any>;
+    } catch (err) {
+      const missing = /no such type: ([\w.]+)/.exec((err as Error).message)?.[1];
+      if (!missing || attempt >= 64 || !ensureType(missing)) throw err;
+    }
+  }
 }
 
 /** `{"@type": …}` for a nested Any, the shape protobufjs's Any wrapper expects. */

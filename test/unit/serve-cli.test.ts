@@ -6,7 +6,6 @@ import os from 'node:os';
 import net from 'node:net';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { ensureType } from '../../src/proto/root.ts';
 import { TypeUrl } from '../../src/proto/types.ts';
 import { AdsClient, type AdsResponse } from '../support/ads-client.ts';
 import { eventually } from '../support/mesh.ts';
@@ -62,8 +61,6 @@ describe('mizzen serve', () => {
     let proxy: AdsClient | undefined;
     try {
       await eventually(async () => (await fetch(`http://127.0.0.1:${mon}/ready`).catch(() => undefined))?.status === 200, 15_000, 'ready');
-      // Istio's proxy extensions are in the clusters; the decoder loads their protos on demand.
-      ensureType('envoy.tcp.metadataexchange.config.MetadataExchange');
       proxy = new AdsClient('sotw', xds, { kind: 'envoy', pod: 'web-1', namespace: 'shop', ip: '10.1.0.9' });
       expect(await meshNow()).toMatchObject({ outboundTrafficPolicy: 'REGISTRY_ONLY', trustDomain: 'example.org' });
       const connectTimeouts = (r: AdsResponse) => new Set(r.resources.filter((x) => x.name.startsWith('outbound|')).map((x) => JSON.stringify(x.body.connect_timeout)));
