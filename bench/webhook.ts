@@ -319,7 +319,10 @@ interface Pinning {
 }
 
 async function startServer(dir: string, pin: { serverCpu: number | undefined }): Promise<ServerHandle> {
-  const nodeArgs = [...process.execArgv, ...(flags['server-cpu-prof'] ? ['--cpu-prof', `--cpu-prof-dir=${flags['server-cpu-prof']}`] : []), import.meta.filename, '--role', 'server', '--dir', dir];
+  // The webhook runs inside `mizzen serve`, which starts Node with a small young generation (src/cli/main.ts,
+  // SERVER_HEAP_FLAG): measure it with the same heap, unless the flag is given explicitly.
+  const heap = [...process.execArgv, process.env.NODE_OPTIONS ?? ''].some((a) => a.includes('--max-semi-space-size')) ? [] : ['--max-semi-space-size=4'];
+  const nodeArgs = [...process.execArgv, ...heap, ...(flags['server-cpu-prof'] ? ['--cpu-prof', `--cpu-prof-dir=${flags['server-cpu-prof']}`] : []), import.meta.filename, '--role', 'server', '--dir', dir];
   const [cmd, args] = pin.serverCpu === undefined ? [process.execPath, nodeArgs] : ['taskset', ['-c', String(pin.serverCpu), process.execPath, ...nodeArgs]];
   const child = track(spawn(cmd, args, { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] }));
   const next = <T>() =>
