@@ -12,7 +12,6 @@
  *
  * Prints a table; writes bench/results/<timestamp>.json (and the server's log beside it).
  */
-import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -20,7 +19,9 @@ import { parseArgs } from 'node:util';
 import { TypeUrl } from '../src/proto/types.ts';
 import { now } from './ads-stream.ts';
 import { buildServices, movedAddress, moveEndpoint, namespacesOf, reweight, writeMesh, type ServiceInfo } from './mesh-config.ts';
-import { cpuSecondsOf, killAll, killAllNow, memoryOf, scrapeMetrics, sleep, startServer, track, waitReady, type ServerProcess } from './procs.ts';
+import { cpuSecondsOf, killAll, killAllNow, memoryOf, scrapeMetrics, sleep, startServer, waitReady, type ServerProcess } from './procs.ts';
+import type { LoadgenOptions } from './loadgen.ts';
+import { startLoadgen as startLoadgenChild } from './storm-harness.ts';
 import { dist, summarizeChanges, table, writeJson, type ChangeSample, type ChangeSummary, type Target } from './report.ts';
 
 const small = process.env.BENCH_SCALE === 'small';
@@ -88,36 +89,15 @@ const result: any = {
   targets: [] as Target[],
 };
 
-/** The load generator child and a small request/response layer over its IPC messages. */
+/** The load generator child (bench/storm-harness.ts), its progress, warnings and failures going into the report. */
 function startLoadgen(target: string, nodeFlags: string[]) {
   const options = { target, proxies, mode: flags.mode, proxyKind: flags['proxy-kind'], namespaces: namespaces.slice(0, result.scale.proxyNamespaces), streamsPerChannel: 50, flowControlWindow: num('flow-control-window') };
-  const child = track(spawn(process.execPath, [...nodeFlags, '--max-old-space-size=4096', path.join(ROOT, 'bench', 'loadgen.ts'), JSON.stringify(options)], { cwd: ROOT, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] }));
-  const waiters: Array<{ match: (m: any) => boolean; resolve: (m: any) => void; reject: (e: Error) => void }> = [];
   let failures = 0;
-  child.on('message', (m: any) => {
+  return startLoadgenChild(ROOT, options as LoadgenOptions, (m) => {
     if (m.t === 'progress') log(`loadgen: ${m.full}/${m.proxies} proxies full, ${m.failures} failed streams${m.change ? `, change ${m.change.id}: ${m.change.done} ACKed` : ''}`);
     else if (m.t === 'warn') result.warnings.push(m.message);
     else if (m.t === 'failed' && ++failures <= 5) result.errors.push(`stream ${m.index} failed: code ${m.code} ${m.message}`);
-    const i = waiters.findIndex((w) => w.match(m));
-    if (i >= 0) waiters.splice(i, 1)[0]!.resolve(m);
-  });
-  child.once('exit', (code) => {
-    for (const w of waiters.splice(0)) w.reject(new Error(`the load generator exited (code ${code})`));
-  });
-  const wait = (match: (m: any) => boolean, timeoutMs: number, what: string) =>
-    new Promise<any>((resolve, reject) => {
-      const w = {
-        match,
-        resolve: (m: any) => (clearTimeout(timer), resolve(m)),
-        reject: (e: Error) => (clearTimeout(timer), reject(e)),
-      };
-      const timer = setTimeout(() => {
-        waiters.splice(waiters.indexOf(w), 1);
-        reject(new Error(`timed out after ${timeoutMs} ms waiting for ${what}`));
-      }, timeoutMs);
-      waiters.push(w);
-    });
-  return { child, send: (m: object) => child.send(m), wait };
+  }, [...nodeFlags, '--max-old-space-size=4096']);
 }
 
 type Loadgen = ReturnType<typeof startLoadgen>;
