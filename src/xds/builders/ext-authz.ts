@@ -108,15 +108,20 @@ function httpProviderFilter(p: EnvoyExtAuthzHttpProvider, cluster: { hostname: s
   });
   return {
     name: HTTP_EXT_AUTHZ_FILTER,
-    typed_config: compact({
-      '@type': HTTP_EXT_AUTHZ_TYPE,
-      status_on_error: p.statusOnError ? { code: Number(p.statusOnError) } : undefined,
-      failure_mode_allow: p.failOpen || undefined,
-      transport_api_version: 'V3',
-      http_service: service,
-      filter_enabled_metadata: filterEnabledMetadata('envoy.filters.http.rbac'),
-      with_request_body: withRequestBody(p.includeRequestBodyInCheck),
-    }),
+    typed_config: compact({ ...httpFilterCommon(p), http_service: service }),
+  };
+}
+
+/** The HTTP ext_authz filter's settings that do not depend on the provider's protocol. */
+function httpFilterCommon(p: EnvoyExtAuthzHttpProvider | EnvoyExtAuthzGrpcProvider): Json {
+  return {
+    '@type': HTTP_EXT_AUTHZ_TYPE,
+    status_on_error: p.statusOnError ? { code: Number(p.statusOnError) } : undefined,
+    failure_mode_allow: p.failOpen || undefined,
+    transport_api_version: 'V3',
+    // Only requests the shadow RBAC filter selected (the CUSTOM policy's rules) are checked.
+    filter_enabled_metadata: filterEnabledMetadata('envoy.filters.http.rbac'),
+    with_request_body: withRequestBody(p.includeRequestBodyInCheck),
   };
 }
 
@@ -127,15 +132,7 @@ function grpcProviderFilters(p: EnvoyExtAuthzGrpcProvider, cluster: { name: stri
   };
   const http = {
     name: HTTP_EXT_AUTHZ_FILTER,
-    typed_config: compact({
-      '@type': HTTP_EXT_AUTHZ_TYPE,
-      status_on_error: p.statusOnError ? { code: Number(p.statusOnError) } : undefined,
-      failure_mode_allow: p.failOpen || undefined,
-      transport_api_version: 'V3',
-      grpc_service: grpcService,
-      filter_enabled_metadata: filterEnabledMetadata('envoy.filters.http.rbac'),
-      with_request_body: withRequestBody(p.includeRequestBodyInCheck),
-    }),
+    typed_config: compact({ ...httpFilterCommon(p), grpc_service: grpcService }),
   };
   const tcp = {
     name: NETWORK_EXT_AUTHZ_FILTER,
